@@ -1,0 +1,1 @@
+"""config/: sources → typed resources. The only layer that parses YAML."""

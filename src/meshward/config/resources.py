@@ -1,0 +1,157 @@
+"""Typed config resources: what config/ hands to model/ (the config → model contract).
+
+Parse at the edge: every value here is already validated and narrowed. Resources carry their
+`Meta` (kind, namespace, name, file:line) so later stages can attach diagnostics to them.
+Field names follow the Istio / Kubernetes API they come from, in snake_case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from meshward.diagnostics import Diagnostic
+
+Labels = tuple[tuple[str, str], ...]
+"""Label set or selector as sorted (key, value) pairs; hashable and order-independent."""
+
+MtlsMode = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
+ClientTlsMode = Literal["DISABLE", "ISTIO_MUTUAL"]
+
+
+def labels(mapping: Mapping[str, str]) -> Labels:
+    """Normalise a mapping into the sorted-pairs form."""
+    return tuple(sorted(mapping.items()))
+
+
+def selector_matches(selector: Labels, target: Labels) -> bool:
+    """Kubernetes equality-based selection: every selector pair is present in `target`.
+
+    An empty selector matches everything (callers decide whether that is allowed).
+    """
+    have = dict(target)
+    return all(have.get(key) == value for key, value in selector)
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """Identity and provenance of one resource.
+
+    `order` is the Istio "oldest wins" key: metadata.creationTimestamp when given (RFC 3339
+    text sorts chronologically), then position in the input (file order, document order).
+    """
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    file: str
+    line: int
+    order: tuple[str, int]
+
+    @property
+    def ref(self) -> str:
+        """`Kind namespace/name`, the form diagnostics use."""
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    name: str
+    port: int
+    target_port: int
+    app_protocol: str  # "" when not given; protocol is then inferred from the port name
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """`v1` Service: a name for the workloads its selector picks."""
+
+    meta: Meta
+    selector: Labels
+    ports: tuple[ServicePort, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadPort:
+    name: str
+    port: int  # the port the app process listens on (Kubernetes containerPort)
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """`meshward.io/v1alpha1` Workload: an app process (per replica) and its sidecar.
+
+    `sidecar=False` is a legacy workload outside the mesh: no identity, no proxy.
+    `command`, `args` and env values may use Kubernetes `$(VAR)` expansion.
+    """
+
+    meta: Meta
+    labels: Labels
+    service_account: str
+    ports: tuple[WorkloadPort, ...]
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    replicas: int
+    sidecar: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MeshConfig:
+    """`meshward.io/v1alpha1` MeshConfig: mesh-wide settings (at most one per config set)."""
+
+    meta: Meta | None  # None when the config set has none and defaults apply
+    trust_domain: str = "cluster.local"
+    root_namespace: str = "meshward-system"
+    cert_ttl_seconds: int = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAuthentication:
+    """`security.istio.io/v1` PeerAuthentication.
+
+    `mode` is None when spec.mtls is absent (same as UNSET: inherit). `port_level` maps a
+    workload (target) port to its mode; only allowed with a selector.
+    """
+
+    meta: Meta
+    selector: Labels | None
+    mode: MtlsMode | None
+    port_level: tuple[tuple[int, MtlsMode], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationRule:
+    """`networking.istio.io/v1` DestinationRule, the parts this release uses: client TLS.
+
+    `host` is as written (short names are resolved against the rule's namespace by model/).
+    `tls_mode` None means trafficPolicy.tls is absent (auto-mTLS decides). `port_level` maps a
+    service port number to its TLS mode (trafficPolicy.portLevelSettings[].tls).
+    """
+
+    meta: Meta
+    host: str
+    tls_mode: ClientTlsMode | None
+    port_level: tuple[tuple[int, ClientTlsMode], ...]
+    workload_selector: Labels | None
+
+
+Resource = Service | Workload | MeshConfig | PeerAuthentication | DestinationRule
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSet:
+    """Everything one load produced: the valid resources and the diagnostics.
+
+    A resource with an error is left out of `resources` (and its error is in `diagnostics`);
+    whether the set as a whole may be applied is `not has_errors(diagnostics)`.
+    """
+
+    mesh: MeshConfig
+    services: tuple[Service, ...]
+    workloads: tuple[Workload, ...]
+    peer_authentications: tuple[PeerAuthentication, ...]
+    destination_rules: tuple[DestinationRule, ...]
+    diagnostics: tuple[Diagnostic, ...] = ()

@@ -1,0 +1,74 @@
+"""The catalog of diagnostic codes: each code is defined once here and never reused.
+
+Ranges (one owner each, so parallel work never collides):
+  MW01xx  config/  — YAML syntax, documents, kinds, fields, values
+  MW02xx  model/   — references between resources, conflicts, effective policy
+  MW03xx  xds/     — translation: a resource that drops itself
+  MW04xx  runtime  — control plane and data plane at run time (NACKs, CA, apply)
+A retired code stays in the table with `retired=True`; its number is never given out again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meshward.diagnostics.diagnostic import Level
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A catalogued diagnostic code with its default level and a one-line summary."""
+
+    code: str
+    level: Level
+    summary: str
+    retired: bool = False
+
+
+def _table(*codes: Code) -> dict[str, Code]:
+    table: dict[str, Code] = {}
+    for entry in codes:
+        if entry.code in table:
+            raise ValueError(f"diagnostic code {entry.code} defined twice")
+        table[entry.code] = entry
+    return table
+
+
+E, W, I = Level.ERROR, Level.WARNING, Level.INFO  # noqa: E741 - table shorthand
+
+CATALOG: dict[str, Code] = _table(
+    # --- MW01xx config ---------------------------------------------------------------------
+    Code("MW0101", E, "file is not valid YAML"),
+    Code("MW0102", E, "document is not a mapping"),
+    Code("MW0103", E, "apiVersion or kind missing"),
+    Code("MW0104", E, "unknown apiVersion/kind"),
+    Code("MW0105", W, "Istio kind recognised but not yet supported; ignored with this warning"),
+    Code("MW0106", E, "unknown field"),
+    Code("MW0107", E, "required field missing"),
+    Code("MW0108", E, "field has the wrong type"),
+    Code("MW0109", E, "value not allowed for this field"),
+    Code("MW0110", E, "metadata.name missing or not a DNS-1123 name"),
+    Code("MW0111", E, "invalid namespace name"),
+    Code("MW0112", E, "duplicate resource (same kind, namespace and name)"),
+    Code("MW0113", E, "port number out of range 1-65535"),
+    Code("MW0114", E, "invalid duration"),
+    Code("MW0115", E, "path does not exist or holds no YAML files"),
+    Code("MW0116", E, "duplicate port in one list"),
+    Code("MW0117", E, "invalid label key or value"),
+    Code("MW0118", E, "more than one MeshConfig"),
+    Code("MW0119", E, "invalid trust domain"),
+    Code("MW0120", E, "invalid service account name"),
+    Code("MW0121", E, "portLevelMtls requires a workload selector"),
+    Code("MW0122", E, "PeerAuthentication with a selector in the root namespace"),
+    Code("MW0123", E, "certificate TTL out of range"),
+    # --- MW02xx model ----------------------------------------------------------------------
+    # --- MW03xx xds ------------------------------------------------------------------------
+    # --- MW04xx runtime --------------------------------------------------------------------
+    Code("MW0401", E, "Envoy rejected configuration (NACK); last good configuration kept"),
+    Code("MW0402", E, "change refused: the config set has errors; running configuration kept"),
+)
+
+
+def lookup(code: str) -> Code:
+    """The catalog entry for `code`; KeyError for an uncatalogued code (a bug)."""
+    return CATALOG[code]

@@ -1,0 +1,1 @@
+"""model/: typed resources → the frozen mesh IR (`meshward.model.ir`)."""

@@ -1,0 +1,194 @@
+"""The model IR: the frozen contract between model/ (which builds it) and xds/ (which translates it).
+
+It knows neither YAML nor Envoy. Everything a translator needs is already decided here:
+the effective mTLS mode of every inbound port (PeerAuthentication precedence), whether each
+upstream endpoint gets mTLS (auto-mTLS overridden by DestinationRule), which SPIFFE IDs a
+client accepts from a service, and where every listener binds. Translators only map.
+
+Naming follows Istio where Istio has a name: cluster `outbound|<port>||<fqdn>`,
+`inbound|<port>||`, node id `sidecar~<ip>~<pod>.<ns>~<ns>.svc.cluster.local`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from meshward.config.resources import Labels
+from meshward.identity import SpiffeId
+
+Protocol = Literal["HTTP", "HTTP2", "GRPC", "TCP"]
+EffectiveMtls = Literal["STRICT", "PERMISSIVE", "DISABLE"]
+UpstreamTls = Literal["AUTO", "ISTIO_MUTUAL", "DISABLE"]
+
+DNS_SUFFIX = "svc.cluster.local"  # Istio keeps cluster.local as DNS suffix whatever the trust domain
+ADMIN_PORT = 15000  # Envoy admin, bound on the pod address
+OUTBOUND_HTTP_PORT = 15001  # outbound HTTP listener: apps reach HTTP services by name through it
+RESERVED_PORTS = frozenset({ADMIN_PORT, OUTBOUND_HTTP_PORT, 15010, 15012, 15020, 15021, 15090})
+
+
+def is_http(protocol: Protocol) -> bool:
+    return protocol != "TCP"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PodKey:
+    """One replica of one workload: pod name is `<workload>-<replica>`."""
+
+    namespace: str
+    workload: str
+    replica: int
+
+    @property
+    def pod_name(self) -> str:
+        return f"{self.workload}-{self.replica}"
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.pod_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class PodAddress:
+    """Where a pod lives. In loopback mode each pod has its own 127/8 addresses.
+
+    `pod_ip`: what peers connect to (the sidecar's inbound listeners, or the app itself for a
+    legacy workload). `app_ip`: where the app process binds (equal to pod_ip without sidecar).
+    """
+
+    pod_ip: str
+    app_ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class PodPort:
+    name: str
+    port: int
+    protocol: Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    key: PodKey
+    labels: Labels
+    service_account: str
+    identity: SpiffeId | None  # None for a legacy workload (sidecar: false)
+    address: PodAddress
+    ports: tuple[PodPort, ...]
+
+    @property
+    def has_sidecar(self) -> bool:
+        return self.identity is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    name: str
+    port: int
+    target_port: int
+    protocol: Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    ports: tuple[ServicePort, ...]
+    pods: tuple[PodKey, ...]  # the pods its selector picks, sorted
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.namespace}.{DNS_SUFFIX}"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundPort:
+    """A sidecar inbound listener on `pod_ip:port`, forwarding to `app_ip:port`.
+
+    `mtls_source` says which policy decided the mode, for status and explain output, e.g.
+    `PeerAuthentication foo/strict (port 8000)` or `default (no PeerAuthentication)`.
+    """
+
+    port: int
+    protocol: Protocol
+    mtls: EffectiveMtls
+    mtls_source: str
+
+    @property
+    def cluster_name(self) -> str:
+        return f"inbound|{self.port}||"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamEndpoint:
+    """One destination pod port, with the TLS decision already made for it."""
+
+    address: str
+    port: int
+    pod: PodKey
+    mtls: bool  # originate Istio mTLS to this endpoint (else plaintext)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundService:
+    """One mesh service port as seen from one sidecar.
+
+    `subject_alt_names`: SPIFFE URIs the client accepts from this service's endpoints (the
+    identities of the pods behind it). `tls` + `tls_source` explain the endpoint decisions.
+    `http_domains`: Host header values routed here (HTTP only). `tcp_bind`: the local
+    listener (address, port) apps use to reach this port (TCP only; None for HTTP).
+    """
+
+    namespace: str
+    name: str
+    port: int
+    protocol: Protocol
+    endpoints: tuple[UpstreamEndpoint, ...]
+    tls: UpstreamTls
+    tls_source: str
+    subject_alt_names: tuple[str, ...]
+    http_domains: tuple[str, ...]
+    tcp_bind: tuple[str, int] | None
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.namespace}.{DNS_SUFFIX}"
+
+    @property
+    def cluster_name(self) -> str:
+        return f"outbound|{self.port}||{self.fqdn}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyModel:
+    """Everything one sidecar's configuration is made from."""
+
+    node_id: str
+    pod: Pod
+    trust_domain: str
+    inbound: tuple[InboundPort, ...]
+    outbound: tuple[OutboundService, ...]
+    admin_port: int = ADMIN_PORT
+    outbound_http_port: int = OUTBOUND_HTTP_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class MeshModel:
+    """The whole mesh: input to every translator, the verifier and `status`."""
+
+    trust_domain: str
+    root_namespace: str
+    cert_ttl_seconds: int
+    pods: tuple[Pod, ...]
+    services: tuple[Service, ...]
+    proxies: tuple[ProxyModel, ...]
+
+    def proxy(self, node_id: str) -> ProxyModel | None:
+        return next((p for p in self.proxies if p.node_id == node_id), None)
+
+    def pod(self, key: PodKey) -> Pod | None:
+        return next((p for p in self.pods if p.key == key), None)
+
+
+def node_id(pod: PodKey, pod_ip: str) -> str:
+    """Istio's sidecar node id: `sidecar~<ip>~<pod>.<ns>~<ns>.svc.cluster.local`."""
+    return f"sidecar~{pod_ip}~{pod.pod_name}.{pod.namespace}~{pod.namespace}.{DNS_SUFFIX}"
