@@ -62,7 +62,19 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0122", E, "PeerAuthentication with a selector in the root namespace"),
     Code("MW0123", E, "certificate TTL out of range"),
     # --- MW02xx model ----------------------------------------------------------------------
+    Code("MW0201", W, "Service selects no workload"),
+    Code("MW0202", W, "workload selected by a Service has no port equal to the Service targetPort"),
+    Code("MW0203", W, "DestinationRule host matches no service"),
+    Code("MW0204", W, "DestinationRule workloadSelector matches no workload in its namespace"),
+    Code("MW0205", W, "PeerAuthentication selector matches no workload with a sidecar"),
+    Code("MW0206", W, "portLevelMtls port is not a port of any selected workload; ignored"),
+    Code("MW0207", W, "several PeerAuthentications at one level apply; the oldest wins"),
+    Code("MW0208", W, "several DestinationRules for one host and callers; the oldest wins"),
+    Code("MW0209", W, "PeerAuthentication with a selector in the root namespace is ignored"),
     # --- MW03xx xds ------------------------------------------------------------------------
+    Code("MW0301", W, "HTTP Host already routed to another service on this proxy; not routed here"),
+    Code("MW0302", E, "two listeners of one proxy bind the same address and port; the later is dropped"),
+    Code("MW0303", E, "a service port appears twice in one proxy's outbound list; the later is dropped"),
     # --- MW04xx runtime --------------------------------------------------------------------
     Code("MW0401", E, "Envoy rejected configuration (NACK); last good configuration kept"),
     Code("MW0402", E, "change refused: the config set has errors; running configuration kept"),
