@@ -72,9 +72,9 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0208", W, "several DestinationRules for one host and callers; the oldest wins"),
     Code("MW0209", W, "PeerAuthentication with a selector in the root namespace is ignored"),
     # --- MW03xx xds ------------------------------------------------------------------------
-    Code("MW0301", W, "HTTP Host already routed to another service on this proxy; not routed here"),
-    Code("MW0302", E, "two listeners of one proxy bind the same address and port; the later is dropped"),
-    Code("MW0303", E, "a service port appears twice in one proxy's outbound list; the later is dropped"),
+    Code("MW0301", W, "HTTP Host already routed to another service of this proxy; dropped"),
+    Code("MW0302", E, "two listeners of one proxy bind one address and port; later dropped"),
+    Code("MW0303", E, "a service port appears twice in one proxy's outbound list; later dropped"),
     # --- MW04xx runtime --------------------------------------------------------------------
     Code("MW0401", E, "Envoy rejected configuration (NACK); last good configuration kept"),
     Code("MW0402", E, "change refused: the config set has errors; running configuration kept"),
