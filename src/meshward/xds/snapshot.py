@@ -14,13 +14,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from google.protobuf.message import Message
-
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
+from google.protobuf.message import Message
+
 from meshward.errors import SnapshotError
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -146,9 +146,9 @@ def _walk(message: Message, refs: dict[str, set[str]]) -> None:
         return
     descriptor = message.DESCRIPTOR
     full = descriptor.full_name
-    if full == "envoy.config.route.v3.RouteAction" and message.HasField("cluster"):  # type: ignore[attr-defined]
-        refs[CLUSTER].add(message.cluster)  # type: ignore[attr-defined]
-    elif full == "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy" and getattr(message, "cluster", ""):
+    route_cluster = full == "envoy.config.route.v3.RouteAction" and message.HasField("cluster")
+    tcp_cluster = full == "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+    if route_cluster or (tcp_cluster and message.cluster):  # type: ignore[attr-defined]
         refs[CLUSTER].add(message.cluster)  # type: ignore[attr-defined]
     elif full == "envoy.extensions.filters.network.http_connection_manager.v3.Rds":
         refs[ROUTE].add(message.route_config_name)  # type: ignore[attr-defined]

@@ -1,0 +1,105 @@
+"""Sidecar clusters: `inbound|<port>||` to the local app and `outbound|<port>||<fqdn>`.
+
+Called by translate.py. Outbound clusters are STATIC (the model already knows every endpoint)
+and carry the per-endpoint TLS decision the way Istio's auto-mTLS does: each endpoint's
+metadata `envoy.transport_socket_match: {tlsMode: istio|disabled}` selects one of the
+cluster's `transport_socket_matches` (first match wins, so the mTLS entry comes first and the
+empty-match plaintext entry catches the rest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import MappingProxyType
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from google.protobuf import duration_pb2, struct_pb2
+
+from meshward.model import ir
+from meshward.xds import core, tls
+
+HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+TRANSPORT_SOCKET_MATCH = "envoy.transport_socket_match"
+CONNECT_TIMEOUT = duration_pb2.Duration(seconds=1)
+
+# Upstream HTTP version per protocol. HTTP: whatever ALPN negotiates (h2 between sidecars,
+# HTTP/1.1 to a plaintext endpoint, which negotiates nothing). HTTP2/GRPC: always h2, since
+# the app speaks it with prior knowledge. TCP: no HTTP options at all.
+_UPSTREAM_HTTP: MappingProxyType[ir.Protocol, str] = MappingProxyType(
+    {"HTTP": "auto", "HTTP2": "h2", "GRPC": "h2"}
+)
+
+
+def _http_options(protocol: ir.Protocol) -> http_protocol_options_pb2.HttpProtocolOptions | None:
+    mode = _UPSTREAM_HTTP.get(protocol)
+    if mode is None:
+        return None
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    if mode == "auto":
+        options.auto_config.http_protocol_options.SetInParent()
+        options.auto_config.http2_protocol_options.SetInParent()
+    else:
+        options.explicit_http_config.http2_protocol_options.SetInParent()
+    return options
+
+
+def _static_cluster(
+    name: str,
+    endpoints: Iterable[endpoint_components_pb2.LbEndpoint],
+    http: http_protocol_options_pb2.HttpProtocolOptions | None,
+) -> cluster_pb2.Cluster:
+    cluster = cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.STATIC)
+    cluster.connect_timeout.CopyFrom(CONNECT_TIMEOUT)
+    assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
+    lb_endpoints = list(endpoints)
+    if lb_endpoints:
+        assignment.endpoints.add().lb_endpoints.extend(lb_endpoints)
+    cluster.load_assignment.CopyFrom(assignment)
+    if http is not None:
+        cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(http)
+    return cluster
+
+
+def _lb_endpoint(address: str, port: int) -> endpoint_components_pb2.LbEndpoint:
+    endpoint = endpoint_components_pb2.LbEndpoint()
+    endpoint.endpoint.address.CopyFrom(core.socket_address(address, port))
+    return endpoint
+
+
+def inbound_cluster(port: ir.InboundPort, pod: ir.Pod) -> cluster_pb2.Cluster:
+    """`inbound|<port>||`: the local app at `app_ip:<port>`. HTTP/1.1 to an HTTP app (the
+    default), h2 with prior knowledge to an HTTP2/GRPC app."""
+    http = _http_options(port.protocol) if port.protocol in ("HTTP2", "GRPC") else None
+    return _static_cluster(port.cluster_name, [_lb_endpoint(pod.address.app_ip, port.port)], http)
+
+
+def _tls_mode(mtls: bool) -> struct_pb2.Struct:
+    match = struct_pb2.Struct()
+    match.update({"tlsMode": "istio" if mtls else "disabled"})
+    return match
+
+
+def outbound_cluster(service: ir.OutboundService) -> cluster_pb2.Cluster:
+    """`outbound|<port>||<fqdn>` with one endpoint per upstream pod port, each marked for
+    mTLS or plaintext. No endpoints gives a valid cluster that answers 503."""
+    lb_endpoints = []
+    for upstream in service.endpoints:
+        endpoint = _lb_endpoint(upstream.address, upstream.port)
+        endpoint.metadata.filter_metadata[TRANSPORT_SOCKET_MATCH].CopyFrom(_tls_mode(upstream.mtls))
+        lb_endpoints.append(endpoint)
+    http = ir.is_http(service.protocol)
+    cluster = _static_cluster(service.cluster_name, lb_endpoints, _http_options(service.protocol))
+    # Istio's SNI for mesh traffic: outbound_.<port>_._.<fqdn>.
+    context = tls.upstream_context(
+        service.subject_alt_names,
+        sni=f"outbound_.{service.port}_._.{service.fqdn}",
+        http=http,
+    )
+    mtls = cluster.transport_socket_matches.add(name="tlsMode-istio")
+    mtls.match.CopyFrom(_tls_mode(True))
+    mtls.transport_socket.CopyFrom(tls.tls_socket(context))
+    plain = cluster.transport_socket_matches.add(name="tlsMode-disabled")
+    plain.transport_socket.CopyFrom(tls.raw_socket())
+    return cluster

@@ -1,0 +1,154 @@
+"""Sidecar listeners: inbound per app port, the outbound HTTP proxy port, outbound TCP ports.
+
+Called by translate.py. Inbound filter chains follow the port's effective mTLS mode (decided
+by model/ from PeerAuthentication); the table `_CHAINS` maps mode to chains. The HTTP
+connection manager is built in exactly one function, `http_connection_manager`, so that
+filters added later (access log, authn, RBAC) are added in one place.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+from meshward.model import ir
+from meshward.xds import core, route, tls
+
+HCM_FILTER = "envoy.filters.network.http_connection_manager"
+TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
+ROUTER_FILTER = "envoy.filters.http.router"
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+OUTBOUND_HTTP_LISTENER = "outbound_http"
+
+_HCM = hcm_pb2.HttpConnectionManager
+
+# Which chains each effective mode gets, in order. PERMISSIVE needs both: tls_inspector sets
+# the transport protocol to "tls" for a ClientHello and leaves the default "raw_buffer"
+# otherwise, and each chain matches one of the two (Istio's permissive listener). STRICT has
+# a single unmatched chain, so a plaintext client fails the TLS handshake.
+_CHAINS: MappingProxyType[ir.EffectiveMtls, tuple[bool, ...]] = MappingProxyType(
+    {"STRICT": (True,), "PERMISSIVE": (True, False), "DISABLE": (False,)}
+)
+
+
+def http_connection_manager(
+    *,
+    stat_prefix: str,
+    routes: route_pb2.RouteConfiguration | str,
+    peer_certificate: bool,
+) -> hcm_pb2.HttpConnectionManager:
+    """The one place an HCM is built. `routes` is an inline route config or an RDS name
+    (fetched over ADS). With `peer_certificate` (an mTLS chain) the app receives
+    `X-Forwarded-Client-Cert` carrying the caller's SPIFFE URI; without it, any XFCC a client
+    sent is stripped so it cannot be forged (Envoy HCM docs, forward_client_cert_details)."""
+    manager = _HCM(stat_prefix=stat_prefix, codec_type=_HCM.AUTO)
+    if isinstance(routes, str):
+        manager.rds.route_config_name = routes
+        manager.rds.config_source.CopyFrom(core.ads_source())
+    else:
+        manager.route_config.CopyFrom(routes)
+    if peer_certificate:
+        manager.forward_client_cert_details = _HCM.SANITIZE_SET
+        manager.set_current_client_cert_details.uri = True
+    else:
+        manager.forward_client_cert_details = _HCM.SANITIZE
+    manager.http_filters.add(name=ROUTER_FILTER, typed_config=core.pack(router_pb2.Router()))
+    return manager
+
+
+def _hcm_filter(manager: hcm_pb2.HttpConnectionManager) -> listener_components_pb2.Filter:
+    return listener_components_pb2.Filter(name=HCM_FILTER, typed_config=core.pack(manager))
+
+
+def _tcp_proxy_filter(cluster: str) -> listener_components_pb2.Filter:
+    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=cluster, cluster=cluster)
+    return listener_components_pb2.Filter(name=TCP_PROXY_FILTER, typed_config=core.pack(proxy))
+
+
+def _inbound_chain(
+    port: ir.InboundPort, trust_domain: str, *, mtls: bool, matched: bool
+) -> listener_components_pb2.FilterChain:
+    http = ir.is_http(port.protocol)
+    chain = listener_components_pb2.FilterChain(
+        name=f"inbound|{port.port}|{'mtls' if mtls else 'plaintext'}"
+    )
+    if matched:
+        chain.filter_chain_match.transport_protocol = "tls" if mtls else "raw_buffer"
+    if mtls:
+        chain.transport_socket.CopyFrom(
+            tls.tls_socket(tls.downstream_context(trust_domain, http=http))
+        )
+    if http:
+        manager = http_connection_manager(
+            stat_prefix=f"inbound_{port.port}",
+            routes=route.inbound_route(port),
+            peer_certificate=mtls,
+        )
+        chain.filters.append(_hcm_filter(manager))
+    else:
+        chain.filters.append(_tcp_proxy_filter(port.cluster_name))
+    return chain
+
+
+def inbound_listener(port: ir.InboundPort, pod: ir.Pod, trust_domain: str) -> listener_pb2.Listener:
+    """`inbound|<port>` on `pod_ip:<port>`, forwarding to cluster `inbound|<port>||`."""
+    listener = listener_pb2.Listener(
+        name=f"inbound|{port.port}",
+        address=core.socket_address(pod.address.pod_ip, port.port),
+        traffic_direction=base_pb2.INBOUND,
+    )
+    chains = _CHAINS[port.mtls]
+    matched = len(chains) > 1
+    if matched:
+        listener.listener_filters.add(
+            name=TLS_INSPECTOR, typed_config=core.pack(tls_inspector_pb2.TlsInspector())
+        )
+    for mtls in chains:
+        listener.filter_chains.append(
+            _inbound_chain(port, trust_domain, mtls=mtls, matched=matched)
+        )
+    return listener
+
+
+def outbound_http_listener(proxy: ir.ProxyModel) -> listener_pb2.Listener:
+    """`outbound_http` on `pod_ip:<outbound_http_port>`: apps use it as their HTTP proxy.
+
+    Absolute-form request URIs (`GET http://svc:8000/ HTTP/1.1`) are accepted by default
+    (http_protocol_options.allow_absolute_url) and routed by their host like any Host header.
+    """
+    listener = listener_pb2.Listener(
+        name=OUTBOUND_HTTP_LISTENER,
+        address=core.socket_address(proxy.pod.address.pod_ip, proxy.outbound_http_port),
+        traffic_direction=base_pb2.OUTBOUND,
+    )
+    manager = http_connection_manager(
+        stat_prefix=OUTBOUND_HTTP_LISTENER,
+        routes=route.OUTBOUND_HTTP_ROUTE,
+        peer_certificate=False,
+    )
+    listener.filter_chains.add(name=OUTBOUND_HTTP_LISTENER).filters.append(_hcm_filter(manager))
+    return listener
+
+
+def outbound_tcp_listener(
+    service: ir.OutboundService, bind: tuple[str, int]
+) -> listener_pb2.Listener:
+    """`outbound|<bind port>|tcp|<fqdn>` on `bind`: a local port tunnelled to the service."""
+    ip, port = bind
+    name = f"outbound|{port}|tcp|{service.fqdn}"
+    listener = listener_pb2.Listener(
+        name=name,
+        address=core.socket_address(ip, port),
+        traffic_direction=base_pb2.OUTBOUND,
+    )
+    listener.filter_chains.add(name=name).filters.append(_tcp_proxy_filter(service.cluster_name))
+    return listener
