@@ -1,0 +1,89 @@
+"""Loopback addressing: which 127/8 addresses each pod gets in the runner's loopback mode.
+
+Called by the runner (and `apply`) before `meshward.model.build`, with the addresses of the
+previous run, so a pod keeps its address for as long as it exists. Pure and deterministic.
+
+A pool is an IPv4 /16 `127.N.0.0/16` (N < 255). A pod's `pod_ip` is `127.N.x.y`; a sidecar
+pod's app binds the same host part one /16 up, `127.(N+1).x.y`, so the sidecar can own
+`pod_ip:port` while the app listens on `app_ip:port`. A legacy pod (no sidecar) has one
+address. Host parts ending in .0 or .255 are skipped (they read as network/broadcast to
+people and some tools) and `127.N.0.1` is left free for the runner itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator, Mapping
+
+from meshward.model.ir import PodAddress, PodKey
+
+DEFAULT_POOL = "127.77.0.0/16"
+_FIRST = (0, 2)  # the first host part handed out: 127.N.0.2
+
+
+def _second_octet(pool: str) -> int:
+    """N of `127.N.0.0/16`; ValueError for anything else (a caller bug, not user input)."""
+    network = ipaddress.IPv4Network(pool)
+    if network.prefixlen != 16 or not network.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
+        raise ValueError(f"address pool must be a /16 inside 127.0.0.0/8, got {pool!r}")
+    second = int(network.network_address.packed[1])
+    if second >= 255:
+        raise ValueError(f"address pool {pool!r} leaves no room for app addresses (127.N+1)")
+    return second
+
+
+def _host_parts() -> Iterator[tuple[int, int]]:
+    """Every usable (x, y) host part in ascending order."""
+    for x in range(256):
+        for y in range(1, 255):
+            if (x, y) >= _FIRST:
+                yield x, y
+
+
+def _host_part(ip: str, second: int) -> tuple[int, int] | None:
+    """The (x, y) of `ip` if it is a usable pod address of the pool, else None."""
+    try:
+        octets = ipaddress.IPv4Address(ip).packed
+    except ValueError:
+        return None
+    part = (int(octets[2]), int(octets[3]))
+    if octets[0] != 127 or octets[1] != second or part < _FIRST or part[1] in (0, 255):
+        return None
+    return part
+
+
+def _address(second: int, part: tuple[int, int], sidecar: bool) -> PodAddress:
+    pod_ip = f"127.{second}.{part[0]}.{part[1]}"
+    app_ip = f"127.{second + 1}.{part[0]}.{part[1]}" if sidecar else pod_ip
+    return PodAddress(pod_ip=pod_ip, app_ip=app_ip)
+
+
+def allocate(
+    pods: Iterable[tuple[PodKey, bool]],
+    previous: Mapping[PodKey, PodAddress],
+    pool: str = DEFAULT_POOL,
+) -> dict[PodKey, PodAddress]:
+    """Addresses for `pods` (key, has-sidecar): previous ones kept, new ones lowest-free.
+
+    Pods absent from `pods` lose their address. A previous address outside `pool` (the pool
+    changed) is given up. `app_ip` always follows the pod's current sidecar flag.
+    """
+    second = _second_octet(pool)
+    wanted = dict(sorted(pods))
+    taken: dict[tuple[int, int], PodKey] = {}
+    for key in wanted:
+        old = previous.get(key)
+        part = None if old is None else _host_part(old.pod_ip, second)
+        if part is not None and part not in taken:
+            taken[part] = key
+    kept = {key: part for part, key in taken.items()}
+    free = (part for part in _host_parts() if part not in taken)
+    result: dict[PodKey, PodAddress] = {}
+    for key, sidecar in wanted.items():
+        part = kept.get(key)
+        if part is None:
+            part = next(free, None)
+            if part is None:
+                raise ValueError(f"address pool {pool} is exhausted at pod {key}")
+        result[key] = _address(second, part, sidecar)
+    return result

@@ -1,0 +1,44 @@
+"""The model stage entry point: a valid ConfigSet plus pod addresses → the frozen MeshModel.
+
+Called by the control plane and the runner (via `meshward.model.build`) after config/ has
+loaded a set without errors and `meshward.model.addressing.allocate` has placed the pods.
+Pure: no I/O. Returns the model and the model-level findings (MW02xx); the config set's own
+diagnostics are not repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from meshward.config.resources import ConfigSet
+from meshward.diagnostics import Diagnostic, has_errors
+from meshward.errors import ConfigError
+from meshward.model import ir, peer_authn, pods, proxies, services, upstream_tls
+
+
+def build(
+    config: ConfigSet, addresses: Mapping[ir.PodKey, ir.PodAddress]
+) -> tuple[ir.MeshModel, tuple[Diagnostic, ...]]:
+    """Build the mesh model. Raises ConfigError if `config` has error-level diagnostics and
+    KeyError if `addresses` misses a pod (see `meshward.model.pods.replicas`)."""
+    if has_errors(config.diagnostics):
+        raise ConfigError("the config set has errors; it cannot become a model")
+    mesh = config.mesh
+    ir_services, service_findings = services.build(config.services, config.workloads)
+    ir_pods = pods.build(config.workloads, ir_services, mesh.trust_domain, addresses)
+    pa = peer_authn.index(config.peer_authentications, mesh.root_namespace)
+    rules = tuple(sorted(config.destination_rules, key=lambda r: r.meta.order))
+    model = ir.MeshModel(
+        trust_domain=mesh.trust_domain,
+        root_namespace=mesh.root_namespace,
+        cert_ttl_seconds=mesh.cert_ttl_seconds,
+        pods=ir_pods,
+        services=ir_services,
+        proxies=proxies.build(ir_pods, ir_services, pa, rules, mesh.trust_domain),
+    )
+    findings = (
+        *service_findings,
+        *peer_authn.diagnose(pa, ir_pods),
+        *upstream_tls.diagnose(rules, ir_services, ir_pods),
+    )
+    return model, findings

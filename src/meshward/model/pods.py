@@ -1,0 +1,76 @@
+"""Pods: one IR pod per workload replica, with its identity, address and port protocols.
+
+Called by `meshward.model.mesh.build`, and by the runner (`replicas`) to ask
+`meshward.model.addressing.allocate` for addresses before building.
+A sidecar pod's identity is Istio's `spiffe://<trust-domain>/ns/<ns>/sa/<serviceAccount>`;
+a legacy pod (sidecar: false) has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from meshward.config import resources as cfg
+from meshward.identity import SpiffeId
+from meshward.model import ir, protocol
+
+
+def pod_keys(workload: cfg.Workload) -> tuple[ir.PodKey, ...]:
+    """The pods (replicas) of one workload: `<workload>-0` ... `<workload>-<replicas-1>`."""
+    return tuple(
+        ir.PodKey(workload.meta.namespace, workload.meta.name, replica)
+        for replica in range(workload.replicas)
+    )
+
+
+def replicas(workloads: Iterable[cfg.Workload]) -> tuple[tuple[ir.PodKey, bool], ...]:
+    """Every pod of `workloads` with its has-sidecar flag, sorted: the input of `allocate`."""
+    return tuple(sorted((key, w.sidecar) for w in workloads for key in pod_keys(w)))
+
+
+def _port_protocol(
+    key: ir.PodKey, port: cfg.WorkloadPort, services: tuple[ir.Service, ...]
+) -> ir.Protocol:
+    # Istio takes an inbound port's protocol from the Service port targeting it; the first
+    # service in (namespace, name, port) order decides when several do. A port no service
+    # targets is inferred from its own name.
+    for service in services:
+        if key in service.pods:
+            for service_port in service.ports:
+                if service_port.target_port == port.port:
+                    return service_port.protocol
+    return protocol.infer(port.name)
+
+
+def build(
+    workloads: Iterable[cfg.Workload],
+    services: tuple[ir.Service, ...],
+    trust_domain: str,
+    addresses: Mapping[ir.PodKey, ir.PodAddress],
+) -> tuple[ir.Pod, ...]:
+    """IR pods sorted by key. Raises KeyError if `addresses` misses a pod (a caller bug)."""
+    pods: list[ir.Pod] = []
+    for workload in workloads:
+        identity = (
+            SpiffeId(trust_domain, workload.meta.namespace, workload.service_account)
+            if workload.sidecar
+            else None
+        )
+        for key in pod_keys(workload):
+            if key not in addresses:
+                raise KeyError(f"no address for pod {key}: allocate addresses first")
+            ports = tuple(
+                ir.PodPort(p.name, p.port, _port_protocol(key, p, services))
+                for p in sorted(workload.ports, key=lambda p: p.port)
+            )
+            pods.append(
+                ir.Pod(
+                    key=key,
+                    labels=workload.labels,
+                    service_account=workload.service_account,
+                    identity=identity,
+                    address=addresses[key],
+                    ports=ports,
+                )
+            )
+    return tuple(sorted(pods, key=lambda p: p.key))

@@ -1,0 +1,155 @@
+"""Proxies: the ProxyModel of every sidecar pod, inbound and outbound, fully decided.
+
+Called by `meshward.model.mesh.build`. Inbound: one port per pod port, its mTLS mode from
+model/peer_authn.py. Outbound: every service port of the mesh, its endpoints and their TLS
+from model/upstream_tls.py, plus where the app reaches it: HTTP ports by Host header through
+the outbound HTTP listener, TCP ports through a local listener on the pod address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from meshward.config.resources import DestinationRule
+from meshward.model import ir, peer_authn, upstream_tls
+
+FIRST_FALLBACK_PORT = 20000  # where TCP binds go when the service port is taken on the pod
+HTTP_DEFAULT_PORT = 80
+
+
+def _portless_port(service: ir.Service) -> int | None:
+    """The one HTTP port a Host without `:port` routes to.
+
+    A Host header without a port means port 80 (RFC 9110 §4.2.1), so port 80 gets the port-less
+    names when it speaks HTTP; otherwise the lowest HTTP port does. Only one port may have
+    them: all HTTP services share the outbound HTTP listener, and a domain may appear in only
+    one virtual host of a route configuration.
+    """
+    http = [p.port for p in service.ports if ir.is_http(p.protocol)]
+    if not http:
+        return None
+    return HTTP_DEFAULT_PORT if HTTP_DEFAULT_PORT in http else min(http)
+
+
+def http_domains(service: ir.Service, port: int, caller_namespace: str) -> tuple[str, ...]:
+    """The Host values Istio routes to `service:port` from a caller in `caller_namespace`."""
+    names = [service.fqdn, f"{service.name}.{service.namespace}.svc"]
+    names.append(f"{service.name}.{service.namespace}")
+    if caller_namespace == service.namespace:
+        names.append(service.name)
+    with_port = port == _portless_port(service)
+    domains: list[str] = []
+    for name in names:
+        if with_port:
+            domains.append(name)
+        domains.append(f"{name}:{port}")
+    return tuple(domains)
+
+
+class _PortPicker:
+    """Local ports for a proxy's TCP listeners: the service port if free, else 20000 upward."""
+
+    def __init__(self, pod: ir.Pod) -> None:
+        self._used = {p.port for p in pod.ports} | set(ir.RESERVED_PORTS)
+
+    def take(self, wanted: int) -> int:
+        port = wanted
+        if port in self._used:
+            port = FIRST_FALLBACK_PORT
+            while port in self._used:
+                port += 1
+        self._used.add(port)
+        return port
+
+
+def _inbound(pod: ir.Pod, pa: peer_authn.PeerAuthnIndex) -> tuple[ir.InboundPort, ...]:
+    ports = []
+    for port in pod.ports:
+        decision = peer_authn.decide(pa, pod.key.namespace, pod.labels, port.port)
+        ports.append(ir.InboundPort(port.port, port.protocol, decision.mode, decision.source))
+    return tuple(ports)
+
+
+def _endpoints(
+    service: ir.Service,
+    port: ir.ServicePort,
+    tls: ir.UpstreamTls,
+    pods: dict[ir.PodKey, ir.Pod],
+    pa: peer_authn.PeerAuthnIndex,
+) -> tuple[ir.UpstreamEndpoint, ...]:
+    endpoints = []
+    for key in service.pods:
+        pod = pods[key]
+        inbound = peer_authn.decide(pa, key.namespace, pod.labels, port.target_port).mode
+        endpoints.append(
+            ir.UpstreamEndpoint(
+                address=pod.address.pod_ip,
+                port=port.target_port,
+                pod=key,
+                mtls=upstream_tls.endpoint_mtls(tls, pod.has_sidecar, inbound),
+            )
+        )
+    return tuple(endpoints)
+
+
+def _outbound(
+    caller: ir.Pod,
+    services: Sequence[ir.Service],
+    pods: dict[ir.PodKey, ir.Pod],
+    pa: peer_authn.PeerAuthnIndex,
+    rules: Sequence[DestinationRule],
+) -> tuple[ir.OutboundService, ...]:
+    picker = _PortPicker(caller)
+    outbound = []
+    for service in sorted(services, key=lambda s: (s.namespace, s.name)):
+        rule = upstream_tls.rule_for(
+            rules,
+            caller_namespace=caller.key.namespace,
+            caller_labels=caller.labels,
+            service_namespace=service.namespace,
+            fqdn=service.fqdn,
+            root_namespace=pa.root_namespace,
+        )
+        sans = tuple(sorted({i.uri for k in service.pods if (i := pods[k].identity) is not None}))
+        for port in sorted(service.ports, key=lambda p: p.port):
+            decision = upstream_tls.decide(rule, port.port)
+            http = ir.is_http(port.protocol)
+            outbound.append(
+                ir.OutboundService(
+                    namespace=service.namespace,
+                    name=service.name,
+                    port=port.port,
+                    protocol=port.protocol,
+                    endpoints=_endpoints(service, port, decision.tls, pods, pa),
+                    tls=decision.tls,
+                    tls_source=decision.source,
+                    subject_alt_names=sans,
+                    http_domains=http_domains(service, port.port, caller.key.namespace)
+                    if http
+                    else (),
+                    tcp_bind=None if http else (caller.address.pod_ip, picker.take(port.port)),
+                )
+            )
+    return tuple(outbound)
+
+
+def build(
+    pods: Sequence[ir.Pod],
+    services: Sequence[ir.Service],
+    pa: peer_authn.PeerAuthnIndex,
+    rules: Sequence[DestinationRule],
+    trust_domain: str,
+) -> tuple[ir.ProxyModel, ...]:
+    """One ProxyModel per sidecar pod, in pod-key order."""
+    by_key = {p.key: p for p in pods}
+    return tuple(
+        ir.ProxyModel(
+            node_id=ir.node_id(pod.key, pod.address.pod_ip),
+            pod=pod,
+            trust_domain=trust_domain,
+            inbound=_inbound(pod, pa),
+            outbound=_outbound(pod, services, by_key, pa, rules),
+        )
+        for pod in sorted(pods, key=lambda p: p.key)
+        if pod.has_sidecar
+    )

@@ -1,0 +1,172 @@
+"""Upstream TLS: which DestinationRule a caller uses for a service port, and what it decides.
+
+Called by model/proxies.py for every (calling proxy, service port). Semantics follow Istio
+(istio.io reference "Destination Rule"; pilot `PushContext.destinationRule` and
+`SidecarScope.DestinationRule`):
+
+- Lookup order: the caller's namespace, then the service's namespace, then the root
+  namespace; the first namespace holding a rule for the host decides.
+- Within a namespace the most specific host wins: an exact host before any wildcard, a
+  longer wildcard (`*.ns.svc.cluster.local`) before a shorter one (`*`). Among rules for the
+  same host, one whose `workloadSelector` matches the caller beats a rule without selector;
+  then the oldest wins (Istio merges them and keeps the first one's traffic policy).
+- `workloadSelector` only applies to callers in the rule's own namespace.
+- `portLevelSettings[].tls` for the service port overrides `trafficPolicy.tls`. No TLS set at
+  all is auto-mTLS: Istio mTLS to endpoints that have a sidecar and do not DISABLE it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from meshward.config.resources import DestinationRule, Labels, selector_matches
+from meshward.diagnostics import Diagnostic
+from meshward.model import ir
+from meshward.model.finding import finding
+
+AUTO_SOURCE = "auto-mTLS"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsDecision:
+    tls: ir.UpstreamTls
+    source: str
+
+
+def resolve_host(host: str, namespace: str) -> str:
+    """The host a rule in `namespace` means: short names resolve against the rule namespace."""
+    if host.startswith("*"):
+        return host
+    parts = host.split(".")
+    if len(parts) == 1:  # "name"
+        return f"{host}.{namespace}.{ir.DNS_SUFFIX}"
+    if len(parts) == 2:  # "name.ns"
+        return f"{host}.{ir.DNS_SUFFIX}"
+    if len(parts) == 3 and parts[2] == "svc":  # "name.ns.svc"
+        return f"{host}.cluster.local"
+    return host
+
+
+def host_matches(host: str, fqdn: str) -> bool:
+    """True if the resolved rule `host` (exact or wildcard) covers service `fqdn`."""
+    if host == "*":
+        return True
+    if host.startswith("*."):
+        return fqdn.endswith(host[1:])
+    return host == fqdn
+
+
+def _specificity(host: str) -> tuple[int, int]:
+    # An exact host is more specific than every wildcard; longer wildcards are narrower.
+    return (0 if host.startswith("*") else 1, len(host))
+
+
+def _has_selector(rule: DestinationRule) -> bool:
+    return bool(rule.workload_selector)
+
+
+def applies_to(rule: DestinationRule, namespace: str, labels: Labels) -> bool:
+    """True if `rule` may be used by a caller in `namespace` with `labels`."""
+    if not _has_selector(rule):
+        return True
+    return rule.meta.namespace == namespace and selector_matches(
+        rule.workload_selector or (), labels
+    )
+
+
+def rule_for(
+    rules: Sequence[DestinationRule],
+    *,
+    caller_namespace: str,
+    caller_labels: Labels,
+    service_namespace: str,
+    fqdn: str,
+    root_namespace: str,
+) -> DestinationRule | None:
+    """The DestinationRule a caller uses for service `fqdn`, or None."""
+    namespaces = dict.fromkeys((caller_namespace, service_namespace, root_namespace))
+    for namespace in namespaces:
+        candidates = [
+            r
+            for r in rules
+            if r.meta.namespace == namespace
+            and applies_to(r, caller_namespace, caller_labels)
+            and host_matches(resolve_host(r.host, r.meta.namespace), fqdn)
+        ]
+        if candidates:
+            return min(
+                candidates,
+                key=lambda r: (
+                    tuple(-n for n in _specificity(resolve_host(r.host, r.meta.namespace))),
+                    0 if _has_selector(r) else 1,
+                    r.meta.order,
+                ),
+            )
+    return None
+
+
+def decide(rule: DestinationRule | None, port: int) -> TlsDecision:
+    """The TLS setting `rule` gives service port `port`."""
+    if rule is None:
+        return TlsDecision("AUTO", AUTO_SOURCE)
+    source = f"DestinationRule {rule.meta.namespace}/{rule.meta.name}"
+    port_mode = dict(rule.port_level).get(port)
+    if port_mode is not None:
+        return TlsDecision(port_mode, f"{source} (port {port})")
+    if rule.tls_mode is not None:
+        return TlsDecision(rule.tls_mode, source)
+    return TlsDecision("AUTO", AUTO_SOURCE)
+
+
+def endpoint_mtls(tls: ir.UpstreamTls, sidecar: bool, inbound: ir.EffectiveMtls) -> bool:
+    """Whether to originate Istio mTLS to one endpoint (`inbound`: its mode on that port)."""
+    if tls == "AUTO":
+        # Istio auto-mTLS: only endpoints with a sidecar that accepts mTLS on the port.
+        return sidecar and inbound != "DISABLE"
+    return tls == "ISTIO_MUTUAL"
+
+
+def diagnose(
+    rules: Iterable[DestinationRule],
+    services: Iterable[ir.Service],
+    pods: Iterable[ir.Pod],
+) -> tuple[Diagnostic, ...]:
+    """MW0203/MW0204/MW0208 findings for `rules`."""
+    fqdns = [s.fqdn for s in services]
+    sidecars = [p for p in pods if p.has_sidecar]
+    ordered = sorted(rules, key=lambda r: r.meta.order)
+    found: list[Diagnostic] = []
+    first: dict[tuple[str, str, Labels], DestinationRule] = {}
+    for rule in ordered:
+        host = resolve_host(rule.host, rule.meta.namespace)
+        if not any(host_matches(host, fqdn) for fqdn in fqdns):
+            found.append(
+                finding("MW0203", rule.meta, "spec.host", f"host {host} matches no service")
+            )
+        selector = rule.workload_selector or ()
+        if selector and not any(
+            p.key.namespace == rule.meta.namespace and selector_matches(selector, p.labels)
+            for p in sidecars
+        ):
+            found.append(
+                finding(
+                    "MW0204",
+                    rule.meta,
+                    "spec.workloadSelector",
+                    f"workloadSelector {dict(selector)} matches no workload with a sidecar "
+                    f"in namespace {rule.meta.namespace}",
+                )
+            )
+        winner = first.setdefault((rule.meta.namespace, host, selector), rule)
+        if winner is not rule:
+            found.append(
+                finding(
+                    "MW0208",
+                    rule.meta,
+                    "spec.host",
+                    f"{winner.meta.ref} is older and has the same host {host} and callers; "
+                    "its traffic policy is used",
+                )
+            )
+    return tuple(found)
