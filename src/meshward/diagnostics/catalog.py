@@ -78,6 +78,9 @@ CATALOG: dict[str, Code] = _table(
     # --- MW04xx runtime --------------------------------------------------------------------
     Code("MW0401", E, "Envoy rejected configuration (NACK); last good configuration kept"),
     Code("MW0402", E, "change refused: the config set has errors; running configuration kept"),
+    # MW042x ca/ — the CA's own certificates (CertificateAuthority.health)
+    Code("MW0420", W, "CA signing or root certificate expires soon; rotate it"),
+    Code("MW0421", E, "CA signing or root certificate has expired"),
 )
 
 
