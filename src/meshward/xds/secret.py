@@ -34,3 +34,26 @@ def trust_bundle_secret(name: str, roots_pem: bytes) -> secret_pb2.Secret:
             trusted_ca=base_pb2.DataSource(inline_bytes=roots_pem),
         ),
     )
+
+
+def identity_secret_from_files(
+    cert_path: str, key_path: str, *, name: str = "default"
+) -> secret_pb2.Secret:
+    """A `tls_certificate` secret that Envoy reads from files (static bootstraps in tests)."""
+    return secret_pb2.Secret(
+        name=name,
+        tls_certificate=common_pb2.TlsCertificate(
+            certificate_chain=base_pb2.DataSource(filename=cert_path),
+            private_key=base_pb2.DataSource(filename=key_path),
+        ),
+    )
+
+
+def root_secret_from_file(roots_path: str, *, name: str = "ROOTCA") -> secret_pb2.Secret:
+    """A `validation_context` secret whose trusted CA Envoy reads from a file."""
+    return secret_pb2.Secret(
+        name=name,
+        validation_context=common_pb2.CertificateValidationContext(
+            trusted_ca=base_pb2.DataSource(filename=roots_path),
+        ),
+    )
