@@ -28,7 +28,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import any_pb2, json_format, symbol_database
 from google.protobuf.message import Message
 
-from meshward.xds import cluster, core, secret, snapshot
+from meshward.xds import cluster, core, snapshot, tls
 
 DEFAULT_SDS_SOCKET = "/var/run/meshward/sds.sock"
 # Overload protection Envoy warns about at start-up when unset; generous for a sidecar.
@@ -123,18 +123,29 @@ def static_bootstrap(
         boot.static_resources.clusters.append(static_cluster)
     if secrets_dir is not None:
         boot.static_resources.secrets.append(
-            secret.identity_secret_from_files(
-                str(secrets_dir / "cert.pem"), str(secrets_dir / "key.pem")
-            )
+            _identity_secret_from_files(str(secrets_dir / "cert.pem"), str(secrets_dir / "key.pem"))
         )
-        boot.static_resources.secrets.append(
-            secret.root_secret_from_file(str(secrets_dir / "root.pem"))
-        )
+        boot.static_resources.secrets.append(_root_secret_from_file(str(secrets_dir / "root.pem")))
     else:
         boot.static_resources.clusters.append(
             _grpc_cluster(core.SDS_CLUSTER, core.pipe_address(sds_socket))
         )
     return _render(boot)
+
+
+def _identity_secret_from_files(chain_file: str, key_file: str) -> secret_pb2.Secret:
+    """Static `default` secret read by Envoy from PEM files."""
+    static = secret_pb2.Secret(name=tls.IDENTITY_SECRET)
+    static.tls_certificate.certificate_chain.filename = chain_file
+    static.tls_certificate.private_key.filename = key_file
+    return static
+
+
+def _root_secret_from_file(bundle_file: str) -> secret_pb2.Secret:
+    """Static `ROOTCA` secret read by Envoy from a PEM trust bundle file."""
+    static = secret_pb2.Secret(name=tls.ROOT_SECRET)
+    static.validation_context.trusted_ca.filename = bundle_file
+    return static
 
 
 def _make_static(

@@ -24,17 +24,29 @@ HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 TRANSPORT_SOCKET_MATCH = "envoy.transport_socket_match"
 CONNECT_TIMEOUT = duration_pb2.Duration(seconds=1)
 
-# Upstream HTTP version per protocol. HTTP: whatever ALPN negotiates (h2 between sidecars,
-# HTTP/1.1 to a plaintext endpoint, which negotiates nothing). HTTP2/GRPC: always h2, since
-# the app speaks it with prior knowledge. TCP: no HTTP options at all.
-_UPSTREAM_HTTP: MappingProxyType[ir.Protocol, str] = MappingProxyType(
-    {"HTTP": "auto", "HTTP2": "h2", "GRPC": "h2"}
+# Upstream HTTP version by (protocol, some endpoint is plaintext). HTTP to mTLS endpoints:
+# whatever ALPN negotiates (h2 between sidecars). Envoy refuses auto_config on a cluster with
+# any non-ALPN transport socket (raw_buffer included, even as a match), so a cluster with a
+# plaintext endpoint (a legacy pod, DestinationRule DISABLE) keeps Envoy's default, HTTP/1.1,
+# which every HTTP app and every sidecar speaks. HTTP2/GRPC: always h2, since the app speaks
+# it with prior knowledge. TCP: no HTTP options at all.
+_UPSTREAM_HTTP: MappingProxyType[tuple[ir.Protocol, bool], str] = MappingProxyType(
+    {
+        ("HTTP", False): "auto",
+        ("HTTP", True): "http/1.1",
+        ("HTTP2", False): "h2",
+        ("HTTP2", True): "h2",
+        ("GRPC", False): "h2",
+        ("GRPC", True): "h2",
+    }
 )
 
 
-def _http_options(protocol: ir.Protocol) -> http_protocol_options_pb2.HttpProtocolOptions | None:
-    mode = _UPSTREAM_HTTP.get(protocol)
-    if mode is None:
+def _http_options(
+    protocol: ir.Protocol, *, plaintext: bool
+) -> http_protocol_options_pb2.HttpProtocolOptions | None:
+    mode = _UPSTREAM_HTTP.get((protocol, plaintext), "http/1.1")
+    if mode == "http/1.1":
         return None
     options = http_protocol_options_pb2.HttpProtocolOptions()
     if mode == "auto":
@@ -71,7 +83,8 @@ def _lb_endpoint(address: str, port: int) -> endpoint_components_pb2.LbEndpoint:
 def inbound_cluster(port: ir.InboundPort, pod: ir.Pod) -> cluster_pb2.Cluster:
     """`inbound|<port>||`: the local app at `app_ip:<port>`. HTTP/1.1 to an HTTP app (the
     default), h2 with prior knowledge to an HTTP2/GRPC app."""
-    http = _http_options(port.protocol) if port.protocol in ("HTTP2", "GRPC") else None
+    # The app is reached in plaintext; only HTTP2/GRPC get options (h2 prior knowledge).
+    http = _http_options(port.protocol, plaintext=True)
     return _static_cluster(port.cluster_name, [_lb_endpoint(pod.address.app_ip, port.port)], http)
 
 
@@ -83,23 +96,35 @@ def _tls_mode(mtls: bool) -> struct_pb2.Struct:
 
 def outbound_cluster(service: ir.OutboundService) -> cluster_pb2.Cluster:
     """`outbound|<port>||<fqdn>` with one endpoint per upstream pod port, each marked for
-    mTLS or plaintext. No endpoints gives a valid cluster that answers 503."""
+    mTLS or plaintext. No endpoints gives a valid cluster that answers 503.
+
+    The cluster's default transport socket (used by an endpoint no match selects) is mTLS,
+    and the plaintext match exists only when some endpoint is plaintext: a cluster the model
+    made all-mTLS holds no raw_buffer socket at all, so it fails closed.
+    """
     lb_endpoints = []
     for upstream in service.endpoints:
         endpoint = _lb_endpoint(upstream.address, upstream.port)
         endpoint.metadata.filter_metadata[TRANSPORT_SOCKET_MATCH].CopyFrom(_tls_mode(upstream.mtls))
         lb_endpoints.append(endpoint)
-    http = ir.is_http(service.protocol)
-    cluster = _static_cluster(service.cluster_name, lb_endpoints, _http_options(service.protocol))
+    plaintext = any(not upstream.mtls for upstream in service.endpoints)
+    cluster = _static_cluster(
+        service.cluster_name,
+        lb_endpoints,
+        _http_options(service.protocol, plaintext=plaintext),
+    )
     # Istio's SNI for mesh traffic: outbound_.<port>_._.<fqdn>.
     context = tls.upstream_context(
         service.subject_alt_names,
         sni=f"outbound_.{service.port}_._.{service.fqdn}",
-        http=http,
+        http=ir.is_http(service.protocol),
     )
     mtls = cluster.transport_socket_matches.add(name="tlsMode-istio")
     mtls.match.CopyFrom(_tls_mode(True))
     mtls.transport_socket.CopyFrom(tls.tls_socket(context))
-    plain = cluster.transport_socket_matches.add(name="tlsMode-disabled")
-    plain.transport_socket.CopyFrom(tls.raw_socket())
+    if plaintext:
+        plain = cluster.transport_socket_matches.add(name="tlsMode-disabled")
+        plain.transport_socket.CopyFrom(tls.raw_socket())
+    else:
+        cluster.transport_socket.CopyFrom(tls.tls_socket(context))
     return cluster
