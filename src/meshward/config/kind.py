@@ -1,0 +1,160 @@
+"""The table of kinds meshward knows, and the decoding of one document into one resource.
+
+Called by `meshward.config.loader` for every document. A document is decoded in a fixed
+order: `apiVersion`/`kind` (MW0103, then MW0104 for a kind nobody knows), the structural
+problems found while reading the YAML (MW0124), `metadata`, then the kind's own parser for
+`spec`. Kinds that Istio defines but meshward does not implement yet are recognised and
+reported, never silently ignored: a security kind is an error (fail closed: a user who wrote an
+AuthorizationPolicy must not get a mesh that ignores it, MW0127); any other is a warning
+(MW0105).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from meshward.config import (
+    destination_rule,
+    document,
+    mesh_config,
+    metadata,
+    peer_authentication,
+    service,
+    workload,
+)
+from meshward.config.fields import Fields
+from meshward.config.report import Report
+from meshward.config.resources import Labels, Meta, Resource
+from meshward.diagnostics import Diagnostic
+
+Parser = Callable[[Fields, Meta, Labels], Resource | None]
+
+_NETWORKING = ("networking.istio.io/v1", "networking.istio.io/v1beta1")
+_NETWORKING_ALL = (*_NETWORKING, "networking.istio.io/v1alpha3")
+_SECURITY = ("security.istio.io/v1", "security.istio.io/v1beta1")
+_MESHWARD = ("meshward.io/v1alpha1",)
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """A kind and the apiVersions it is served under.
+
+    `parse` is None for a recognised kind that is not supported yet; `unsupported_code` says
+    how loudly that is reported. `name_rule` is the shape metadata.name must have.
+    """
+
+    kind: str
+    api_versions: tuple[str, ...]
+    parse: Parser | None = None
+    unsupported_code: str = ""
+    name_rule: metadata.NameRule = "subdomain"
+
+
+KINDS: tuple[Kind, ...] = (
+    # Service and Workload names become DNS labels (`<name>.<ns>.svc`, pod `<name>-<n>`).
+    Kind("Service", ("v1",), service.parse, name_rule="label"),
+    Kind("Workload", _MESHWARD, workload.parse, name_rule="label"),
+    Kind("MeshConfig", _MESHWARD, mesh_config.parse),
+    Kind("PeerAuthentication", _SECURITY, peer_authentication.parse),
+    Kind("DestinationRule", _NETWORKING_ALL, destination_rule.parse),
+    Kind("AuthorizationPolicy", _SECURITY, unsupported_code="MW0127"),
+    Kind("RequestAuthentication", _SECURITY, unsupported_code="MW0127"),
+    Kind("Gateway", _NETWORKING_ALL, unsupported_code="MW0105"),
+    Kind("VirtualService", _NETWORKING_ALL, unsupported_code="MW0105"),
+    Kind("ServiceEntry", _NETWORKING_ALL, unsupported_code="MW0105"),
+    Kind("Sidecar", _NETWORKING_ALL, unsupported_code="MW0105"),
+    Kind("WorkloadEntry", _NETWORKING_ALL, unsupported_code="MW0105"),
+    Kind("WorkloadGroup", _NETWORKING_ALL, unsupported_code="MW0105"),
+    Kind("EnvoyFilter", ("networking.istio.io/v1alpha3",), unsupported_code="MW0105"),
+    Kind("ProxyConfig", ("networking.istio.io/v1beta1",), unsupported_code="MW0105"),
+    Kind("Telemetry", ("telemetry.istio.io/v1", "telemetry.istio.io/v1alpha1"), None, "MW0105"),
+    Kind("WasmPlugin", ("extensions.istio.io/v1alpha1",), unsupported_code="MW0105"),
+)
+_BY_VERSION_KIND = {(v, k.kind): k for k in KINDS for v in k.api_versions}
+_BY_KIND = {k.kind: k for k in KINDS}
+
+
+def find(api_version: str, kind: str) -> Kind | None:
+    return _BY_VERSION_KIND.get((api_version, kind))
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """What one document became: a resource (None if left out) and its diagnostics."""
+
+    resource: Resource | None
+    meta: Meta | None
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def decode(doc: document.Document, order: int) -> Decoded:
+    """Decode one document; `order` is its index among all documents of the load."""
+    report = Report(doc.file)
+    resource, meta = _decode(doc, order, report)
+    # Reported in file order, whatever order the parser read the fields in.
+    diagnostics = tuple(sorted(report.diagnostics, key=lambda d: d.location.line))
+    return Decoded(None if report.failed else resource, meta, diagnostics)
+
+
+def _decode(
+    doc: document.Document, order: int, report: Report
+) -> tuple[Resource | None, Meta | None]:
+    root = doc.root
+    if not isinstance(root, document.Mapping):
+        report.add("MW0102", root.line, "", "a resource document must be a YAML mapping")
+        return None, None
+    top = Fields(root, "", report)
+    api_version = top.string("apiVersion")
+    kind_name = top.string("kind")
+    report.resource = metadata.ref(kind_name, root) if kind_name else ""
+    for problem in doc.problems:
+        report.add("MW0124", problem.line, problem.field, problem.message)
+    if not api_version or not kind_name:
+        for key, value in (("apiVersion", api_version), ("kind", kind_name)):
+            if value == "" or (value is None and not top.has(key)):
+                top.disallow(key, f"{key} is required", code="MW0103")
+        return None, None
+    entry = find(api_version, kind_name)
+    if entry is None:
+        top.disallow("kind", _unknown(api_version, kind_name), code="MW0104")
+        return None, None
+    if entry.parse is None:
+        top.disallow(
+            "kind", f"{api_version} {kind_name} is not supported yet", code=entry.unsupported_code
+        )
+        return None, None
+    meta_fields = top.mapping("metadata")
+    meta, labels = metadata.parse(
+        meta_fields or Fields.empty(root.line, "metadata", report),
+        api_version=api_version,
+        kind=kind_name,
+        rule=entry.name_rule,
+        line=root.line,
+        order=order,
+    )
+    spec = top.mapping("spec") or Fields.empty(root.line, "spec", report)
+    top.accept("status")  # written by controllers, never read by them
+    top.finish()
+    # Without a usable name the spec is still read, so every problem is reported in one go.
+    resource = entry.parse(spec, meta or _placeholder(api_version, kind_name, doc), labels)
+    return (resource, meta) if meta is not None else (None, None)
+
+
+def _placeholder(api_version: str, kind_name: str, doc: document.Document) -> Meta:
+    return Meta(api_version, kind_name, "", "", doc.file, doc.root.line, ("", -1))
+
+
+def _unknown(api_version: str, kind_name: str) -> str:
+    known = _BY_KIND.get(kind_name)
+    if known is not None:
+        return f"{kind_name} is served as {', '.join(known.api_versions)}, not {api_version}"
+    lowered = {k.lower(): k for k in _BY_KIND}
+    close = difflib.get_close_matches(kind_name.lower(), list(lowered), n=1, cutoff=0.6)
+    hint = (
+        f"; did you mean {lowered[close[0]]} ({_BY_KIND[lowered[close[0]]].api_versions[0]})?"
+        if close
+        else ""
+    )
+    return f"unknown kind {api_version} {kind_name}{hint}"

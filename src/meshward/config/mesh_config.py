@@ -1,0 +1,59 @@
+"""`meshward.io/v1alpha1` MeshConfig → `resources.MeshConfig`.
+
+Called by `meshward.config.kind`. Mesh-wide settings, named after Istio's MeshConfig fields:
+`trustDomain` (SPIFFE trust domain of every identity), `rootNamespace` (where mesh-wide
+policies live) and `workloadCertTTL` (Istio's `WORKLOAD_CERT_TTL`, a Go duration).
+"""
+
+from __future__ import annotations
+
+from meshward.config import duration, names
+from meshward.config.fields import Fields
+from meshward.config.resources import Labels, MeshConfig, Meta
+from meshward.identity import is_trust_domain
+
+# A certificate that lives under a minute rotates faster than a proxy can pick it up; Istio
+# caps workload certificates at 90 days (`MAX_WORKLOAD_CERT_TTL`).
+MIN_CERT_TTL_SECONDS = 60
+MAX_CERT_TTL_SECONDS = 90 * 24 * 3600
+
+DEFAULTS = MeshConfig(meta=None)
+
+
+def parse(spec: Fields, meta: Meta, labels: Labels) -> MeshConfig | None:
+    """The MeshConfig, or None if any field was reported as an error."""
+    del labels
+    trust_domain = spec.string("trustDomain")
+    if trust_domain is not None and not is_trust_domain(trust_domain):
+        spec.disallow(
+            "trustDomain", f"{trust_domain!r} is not a SPIFFE trust domain", code="MW0119"
+        )
+    root = spec.string("rootNamespace")
+    if root is not None and not names.is_dns_label(root):
+        spec.disallow("rootNamespace", f"{root!r} is not a DNS-1123 label", code="MW0111")
+    ttl = _ttl(spec)
+    spec.finish()
+    if spec.report.failed:
+        return None
+    return MeshConfig(
+        meta=meta,
+        trust_domain=trust_domain or DEFAULTS.trust_domain,
+        root_namespace=root or DEFAULTS.root_namespace,
+        cert_ttl_seconds=DEFAULTS.cert_ttl_seconds if ttl is None else ttl,
+    )
+
+
+def _ttl(spec: Fields) -> int | None:
+    text = spec.string("workloadCertTTL")
+    if text is None:
+        return None
+    seconds = duration.parse_duration(text)
+    if seconds is None:
+        spec.disallow(
+            "workloadCertTTL", f"{text!r} is not a duration like 24h or 1h30m", code="MW0114"
+        )
+        return None
+    if not MIN_CERT_TTL_SECONDS <= seconds <= MAX_CERT_TTL_SECONDS:
+        spec.disallow("workloadCertTTL", f"{text} is outside 60s..2160h (90 days)", code="MW0123")
+        return None
+    return int(seconds)  # whole seconds: X.509 validity has one-second resolution

@@ -1,0 +1,75 @@
+"""`meshward.io/v1alpha1` Workload → `resources.Workload`.
+
+Called by `meshward.config.kind` for each Workload document. A Workload is meshward's
+stand-in for a Kubernetes Deployment: the app's command line (Kubernetes container `command`,
+`args`, `env`, with `$(VAR)` expansion left to the runner), its ports (`containerPort`s), the
+service account its SPIFFE identity is issued for, and how many replicas to run.
+"""
+
+from __future__ import annotations
+
+from meshward.config import names
+from meshward.config.fields import Fields, UniqueValues
+from meshward.config.resources import Labels, Meta, Workload, WorkloadPort
+
+MAX_REPLICAS = 20  # each replica is a process pair on one machine; keep a demo mesh small
+
+
+def parse(spec: Fields, meta: Meta, labels: Labels) -> Workload | None:
+    """The Workload, or None if any field was reported as an error."""
+    account = spec.string("serviceAccount")
+    if account is not None and not names.is_dns_label(account):
+        spec.disallow("serviceAccount", f"{account!r} is not a DNS-1123 label", code="MW0120")
+    replicas = spec.integer("replicas")
+    if replicas is not None and not 1 <= replicas <= MAX_REPLICAS:
+        spec.disallow("replicas", f"replicas {replicas} is outside 1-{MAX_REPLICAS}")
+    sidecar = spec.boolean("sidecar")
+    ports = _ports(spec)
+    command = spec.strings("command", required=True)
+    if command == ():
+        spec.disallow("command", "command needs at least one item", code="MW0107")
+    args = spec.strings("args")
+    env = _env(spec)
+    spec.finish()
+    if spec.report.failed or command is None:
+        return None
+    return Workload(
+        meta=meta,
+        labels=labels,
+        service_account=account or "default",
+        ports=ports,
+        command=command,
+        args=args or (),
+        env=env,
+        replicas=1 if replicas is None else replicas,
+        sidecar=True if sidecar is None else sidecar,
+    )
+
+
+def _ports(spec: Fields) -> tuple[WorkloadPort, ...]:
+    numbers, port_names = UniqueValues(), UniqueValues()
+    ports: list[WorkloadPort] = []
+    for item in spec.items("ports") or ():
+        name = item.string("name")
+        if name and not names.is_port_name(name):
+            item.disallow("name", f"port name {name!r} is not an IANA service name")
+        port = item.port("port", required=True)
+        item.finish()
+        numbers.check(item, "port", port)
+        port_names.check(item, "name", name)
+        if port is not None:
+            ports.append(WorkloadPort(name or "", port))
+    return tuple(ports)
+
+
+def _env(spec: Fields) -> tuple[tuple[str, str], ...]:
+    env: list[tuple[str, str]] = []
+    for item in spec.items("env") or ():
+        name = item.string("name", required=True)
+        if name is not None and not names.is_env_name(name):
+            item.disallow("name", f"{name!r} is not a valid environment variable name")
+        value = item.string("value")  # Kubernetes: an absent value is ""
+        item.finish()
+        if name is not None:
+            env.append((name, value or ""))
+    return tuple(env)
