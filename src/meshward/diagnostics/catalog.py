@@ -59,8 +59,12 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0119", E, "invalid trust domain"),
     Code("MW0120", E, "invalid service account name"),
     Code("MW0121", E, "portLevelMtls requires a workload selector"),
-    Code("MW0122", E, "PeerAuthentication with a selector in the root namespace"),
+    Code("MW0122", E, "PeerAuthentication with a selector in the root namespace", retired=True),
     Code("MW0123", E, "certificate TTL out of range"),
+    Code("MW0124", E, "duplicate key in one YAML mapping"),
+    Code("MW0125", E, "client TLS mode or setting not yet supported; refused, not ignored"),
+    Code("MW0126", W, "setting accepted but not yet enforced"),
+    Code("MW0127", E, "Istio security kind not yet supported; refused (fail closed)"),
     # --- MW02xx model ----------------------------------------------------------------------
     Code("MW0201", W, "Service selects no workload"),
     Code("MW0202", W, "workload selected by a Service has no port equal to the Service targetPort"),
