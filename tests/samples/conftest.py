@@ -28,7 +28,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes] | None, timeout: float = 10.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -106,15 +108,16 @@ def free_port_fixture() -> Callable[[], int]:
 
 
 @pytest.fixture
-def spawn_module(spawn: SpawnFn) -> Callable[..., int]:
-    """`spawn_module(module, *args, env=None) -> port`: run `python -m module *args --host
-    127.0.0.1 --port <free>` and wait until it listens."""
+def spawn_module(spawn: SpawnFn) -> Callable[..., tuple[int, subprocess.Popen[bytes]]]:
+    """`spawn_module(module, *args, env=None) -> (port, process)`: run `python -m module *args
+    --host 127.0.0.1 --port <free>` and wait until it listens."""
 
-    def start(module: str, *args: str, env: Mapping[str, str] | None = None) -> int:
+    def start(
+        module: str, *args: str, env: Mapping[str, str] | None = None
+    ) -> tuple[int, subprocess.Popen[bytes]]:
         port = free_port()
         argv = [sys.executable, "-m", module, *args, "--host", "127.0.0.1", "--port", str(port)]
-        spawn(argv, port, env)
-        return port
+        return port, spawn(argv, port, env)
 
     return start
 
@@ -124,8 +127,19 @@ def redis_port(spawn: SpawnFn) -> int:
     """A real redis-server on a free loopback port (no persistence), stopped by PID."""
     port = free_port()
     spawn(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-         "--appendonly", "no", "--protected-mode", "no"],
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+        ],
         port,
     )
     return port

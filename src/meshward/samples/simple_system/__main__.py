@@ -13,6 +13,8 @@ import sys
 import threading
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from meshward.samples import server
 from meshward.samples.simple_system import discovery, location_service, user_service
@@ -39,7 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"user-service: {error}", file=sys.stderr)
         return 2
     host, port = endpoints.database
-    client = redis.Redis(host=host, port=port, socket_timeout=2.0, socket_connect_timeout=2.0)
+    # One quick retry, not redis-py's default multi-second backoff: a request should fail fast
+    # (502 naming the database hop) when the database or its sidecar path is down.
+    client = redis.Redis(
+        host=host,
+        port=port,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 1),
+    )
     threading.Thread(
         target=user_service.seed_forever, args=(client, server.stdout_log), daemon=True
     ).start()
