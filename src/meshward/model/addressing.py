@@ -23,7 +23,10 @@ _FIRST = (0, 2)  # the first host part handed out: 127.N.0.2
 
 def _second_octet(pool: str) -> int:
     """N of `127.N.0.0/16`; ValueError for anything else (a caller bug, not user input)."""
-    network = ipaddress.IPv4Network(pool)
+    try:
+        network = ipaddress.IPv4Network(pool)
+    except ValueError as error:
+        raise ValueError(f"address pool {pool!r} is not an IPv4 network: {error}") from None
     if network.prefixlen != 16 or not network.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
         raise ValueError(f"address pool must be a /16 inside 127.0.0.0/8, got {pool!r}")
     second = int(network.network_address.packed[1])
