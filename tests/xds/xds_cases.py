@@ -1,0 +1,195 @@
+"""Hand-built ProxyModel values for the xds/ tests (golden cases and the traffic test).
+
+The model layer normally builds these; here they are written out so that xds/ is tested
+against exactly the IR it is given.
+"""
+
+from __future__ import annotations
+
+from meshward.identity import SpiffeId
+from meshward.model import ir
+
+TRUST_DOMAIN = "cluster.local"
+
+
+def pod(
+    workload: str,
+    pod_ip: str,
+    app_ip: str,
+    *,
+    namespace: str = "default",
+    sidecar: bool = True,
+    ports: tuple[ir.PodPort, ...] = (),
+) -> ir.Pod:
+    return ir.Pod(
+        key=ir.PodKey(namespace, workload, 0),
+        labels=(("app", workload),),
+        service_account=workload,
+        identity=SpiffeId(TRUST_DOMAIN, namespace, workload) if sidecar else None,
+        address=ir.PodAddress(pod_ip=pod_ip, app_ip=app_ip),
+        ports=ports,
+    )
+
+
+def endpoint(target: ir.Pod, port: int, *, mtls: bool) -> ir.UpstreamEndpoint:
+    return ir.UpstreamEndpoint(address=target.address.pod_ip, port=port, pod=target.key, mtls=mtls)
+
+
+def service(
+    name: str,
+    port: int,
+    protocol: ir.Protocol,
+    endpoints: tuple[ir.UpstreamEndpoint, ...],
+    *,
+    namespace: str = "default",
+    tls: ir.UpstreamTls = "AUTO",
+    sans: tuple[str, ...] = (),
+    domains: tuple[str, ...] | None = None,
+    tcp_bind: tuple[str, int] | None = None,
+) -> ir.OutboundService:
+    fqdn = f"{name}.{namespace}.{ir.DNS_SUFFIX}"
+    if domains is None:
+        domains = (
+            (name, f"{name}:{port}", f"{name}.{namespace}", f"{fqdn}", f"{fqdn}:{port}")
+            if protocol != "TCP"
+            else ()
+        )
+    return ir.OutboundService(
+        namespace=namespace,
+        name=name,
+        port=port,
+        protocol=protocol,
+        endpoints=endpoints,
+        tls=tls,
+        tls_source="default (auto mTLS)" if tls == "AUTO" else f"DestinationRule {namespace}/dr",
+        subject_alt_names=sans,
+        http_domains=domains,
+        tcp_bind=tcp_bind,
+    )
+
+
+def proxy(
+    client: ir.Pod,
+    inbound: tuple[ir.InboundPort, ...] = (),
+    outbound: tuple[ir.OutboundService, ...] = (),
+    *,
+    outbound_http_port: int = ir.OUTBOUND_HTTP_PORT,
+) -> ir.ProxyModel:
+    return ir.ProxyModel(
+        node_id=ir.node_id(client.key, client.address.pod_ip),
+        pod=client,
+        trust_domain=TRUST_DOMAIN,
+        inbound=inbound,
+        outbound=outbound,
+        outbound_http_port=outbound_http_port,
+    )
+
+
+def inbound(port: int, protocol: ir.Protocol, mtls: ir.EffectiveMtls) -> ir.InboundPort:
+    return ir.InboundPort(port=port, protocol=protocol, mtls=mtls, mtls_source="test")
+
+
+_CLIENT = pod("client", "127.0.10.1", "127.0.10.2")
+_WEB = pod("web", "127.0.11.1", "127.0.11.2")
+_WEB2 = pod("web", "127.0.11.3", "127.0.11.4")
+_LEGACY = pod("legacy", "127.0.12.1", "127.0.12.1", sidecar=False)
+_DB = pod("db", "127.0.13.1", "127.0.13.2", namespace="data")
+_DB2 = pod("cache", "127.0.14.1", "127.0.14.2", namespace="data")
+_WEB_SAN = f"spiffe://{TRUST_DOMAIN}/ns/default/sa/web"
+_DB_SAN = f"spiffe://{TRUST_DOMAIN}/ns/data/sa/db"
+
+CASES: dict[str, ir.ProxyModel] = {
+    # STRICT HTTP and gRPC inbound; mTLS HTTP and gRPC outbound.
+    "strict_http": proxy(
+        _WEB,
+        inbound=(inbound(8080, "HTTP", "STRICT"), inbound(9090, "GRPC", "STRICT")),
+        outbound=(
+            service("web", 8080, "HTTP", (endpoint(_WEB, 8080, mtls=True),), sans=(_WEB_SAN,)),
+            service("rpc", 9090, "GRPC", (endpoint(_WEB, 9090, mtls=True),), sans=(_WEB_SAN,)),
+        ),
+    ),
+    # PERMISSIVE TCP inbound; its own service reached through a fallback local port.
+    "permissive_tcp": proxy(
+        _DB,
+        inbound=(inbound(5432, "TCP", "PERMISSIVE"),),
+        outbound=(
+            service(
+                "db",
+                5432,
+                "TCP",
+                (endpoint(_DB, 5432, mtls=True),),
+                namespace="data",
+                sans=(_DB_SAN,),
+                tcp_bind=("127.0.13.1", 20000),
+            ),
+        ),
+    ),
+    # Plaintext inbound, HTTP and TCP.
+    "disable": proxy(
+        _WEB,
+        inbound=(inbound(8080, "HTTP", "DISABLE"), inbound(7000, "TCP", "DISABLE")),
+    ),
+    # One service with two sidecar pods (mTLS) and one legacy pod (plaintext).
+    "mixed_endpoints": proxy(
+        _CLIENT,
+        outbound=(
+            service(
+                "web",
+                8080,
+                "HTTP",
+                (
+                    endpoint(_WEB, 8080, mtls=True),
+                    endpoint(_WEB2, 8080, mtls=True),
+                    endpoint(_LEGACY, 8080, mtls=False),
+                ),
+                sans=(_WEB_SAN,),
+            ),
+        ),
+    ),
+    # A DestinationRule with tls DISABLE: every endpoint plaintext although all have sidecars.
+    "dr_disable": proxy(
+        _CLIENT,
+        outbound=(
+            service(
+                "web",
+                8080,
+                "HTTP",
+                (endpoint(_WEB, 8080, mtls=False), endpoint(_WEB2, 8080, mtls=False)),
+                tls="DISABLE",
+                sans=(_WEB_SAN,),
+            ),
+        ),
+    ),
+    # A service that selects no pods: a valid cluster with no endpoints (503).
+    "empty_service": proxy(
+        _CLIENT,
+        outbound=(
+            service("nobody", 8080, "HTTP", ()),
+            service("nothing", 6379, "TCP", (), tcp_bind=("127.0.10.1", 6379)),
+        ),
+    ),
+    # Two TCP services on one port: the model moved the second to a fallback port (20000+).
+    "tcp_port_reallocation": proxy(
+        _CLIENT,
+        outbound=(
+            service(
+                "db",
+                5432,
+                "TCP",
+                (endpoint(_DB, 5432, mtls=True),),
+                namespace="data",
+                sans=(_DB_SAN,),
+                tcp_bind=("127.0.10.1", 5432),
+            ),
+            service(
+                "cache",
+                5432,
+                "TCP",
+                (endpoint(_DB2, 5432, mtls=True),),
+                namespace="data",
+                sans=(f"spiffe://{TRUST_DOMAIN}/ns/data/sa/cache",),
+                tcp_bind=("127.0.10.1", 20000),
+            ),
+        ),
+    ),
+}
