@@ -34,10 +34,10 @@ def describe(node: document.Node) -> str:
     return _TYPE_NAMES.get(type(node.value), "scalar")
 
 
-def open_mapping(node: document.Node, path: str, report: Report) -> Fields | None:
+def open_mapping(node: document.Node, path: str, report: Report, line: int = 0) -> Fields | None:
     """`Fields` over `node` if it is a mapping; otherwise report MW0108 and return None."""
     if isinstance(node, document.Mapping):
-        return Fields(node, path, report)
+        return Fields(node, path, report, line)
     report.add("MW0108", node.line, path, f"expected a mapping, got {describe(node)}")
     return None
 
@@ -61,10 +61,12 @@ class UniqueValues:
 class Fields:
     """Reads the fields of one mapping at `path` (e.g. `spec.ports[1]`)."""
 
-    __slots__ = ("_asked", "_node", "_path", "report")
+    __slots__ = ("_asked", "_line", "_node", "_path", "report")
 
-    def __init__(self, node: document.Mapping, path: str, report: Report) -> None:
+    def __init__(self, node: document.Mapping, path: str, report: Report, line: int = 0) -> None:
+        """`line` is where the mapping is named (its key's line); default: its first line."""
         self._node = node
+        self._line = line or node.line
         self._path = path
         self._asked: list[str] = []
         self.report = report
@@ -76,7 +78,7 @@ class Fields:
 
     @property
     def line(self) -> int:
-        return self._node.line
+        return self._line
 
     @property
     def path(self) -> str:
@@ -89,17 +91,23 @@ class Fields:
     def line_of(self, key: str) -> int:
         """The line of `key`, or of this mapping when the key is absent."""
         entry = self._node.get(key)
-        return entry.line if entry is not None else self._node.line
+        return entry.line if entry is not None else self._line
 
     def has(self, key: str) -> bool:
         return self._node.get(key) is not None
 
     def take(self, key: str, *, required: bool = False) -> document.Entry | None:
-        """The raw entry for `key` (marking it known); MW0107 if required and absent."""
+        """The raw entry for `key` (marking it known); MW0107 if required and absent.
+
+        A null value counts as absent.
+        """
         self._asked.append(key)
         entry = self._node.get(key)
+        # Kubernetes reads YAML as JSON, where `key: null` (or a bare `key:`) means unset.
+        if entry is not None and isinstance(entry.value, document.Scalar):
+            entry = None if entry.value.value is None else entry
         if entry is None and required:
-            self.report.add("MW0107", self._node.line, self.field(key), f"{key} is required")
+            self.report.add("MW0107", self._line, self.field(key), f"{key} is required")
         return entry
 
     def accept(self, *keys: str) -> None:
@@ -162,7 +170,7 @@ class Fields:
         entry = self.take(key, required=required)
         if entry is None:
             return None
-        return open_mapping(entry.value, self.field(key), self.report)
+        return open_mapping(entry.value, self.field(key), self.report, entry.line)
 
     def entries(self, key: str) -> tuple[document.Entry, ...] | None:
         """The raw entries of a mapping-valued field whose keys are data (`portLevelMtls`)."""

@@ -127,14 +127,14 @@ def _decode(
         return None, None
     meta_fields = top.mapping("metadata")
     meta, labels = metadata.parse(
-        meta_fields or Fields.empty(root.line, "metadata", report),
+        meta_fields or Fields.empty(top.line_of("metadata"), "metadata", report),
         api_version=api_version,
         kind=kind_name,
         rule=entry.name_rule,
         line=root.line,
         order=order,
     )
-    spec = top.mapping("spec") or Fields.empty(root.line, "spec", report)
+    spec = top.mapping("spec") or Fields.empty(top.line_of("spec"), "spec", report)
     top.accept("status")  # written by controllers, never read by them
     top.finish()
     # Without a usable name the spec is still read, so every problem is reported in one go.
