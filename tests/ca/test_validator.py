@@ -147,9 +147,16 @@ def test_serving_certificate_needs_its_dns_name(
     keys: Keys, pki: Pki, dns: tuple[str, ...], rule: str | None
 ) -> None:
     leaf = make_cert(replace(VALID, uris=(SERVER.uri,), dns=dns), keys.leaf, pki.root, keys.root)
-    check = lambda: validator.validate_serving_certificate(  # noqa: E731
-        pem(leaf), trust_bundle_pem=pem(pki.root), expected=SERVER, dns_name="meshward-ca", now=NOW
-    )
+
+    def check() -> None:
+        validator.validate_serving_certificate(
+            pem(leaf),
+            trust_bundle_pem=pem(pki.root),
+            expected=SERVER,
+            dns_name="meshward-ca",
+            now=NOW,
+        )
+
     if rule is None:
         check()
         return
