@@ -20,7 +20,9 @@ from meshward.diagnostics import Diagnostic, Location
 from meshward.diagnostics.catalog import lookup
 from meshward.xds import discovery
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
 
 
 def kind_of(type_url: str) -> str:
@@ -76,10 +78,10 @@ class NodeStatus:
     node_id: str
     connected: bool = False
     streams: int = 0
-    acked: Mapping[str, str] = _EMPTY
-    nacks: Mapping[str, NackRecord] = _EMPTY
+    acked: Mapping[str, str] = field(default_factory=_empty)
+    nacks: Mapping[str, NackRecord] = field(default_factory=_empty)
     last_nack: NackRecord | None = None
-    served: Mapping[str, str] = _EMPTY
+    served: Mapping[str, str] = field(default_factory=_empty)
 
     @property
     def in_sync(self) -> bool:
