@@ -1,0 +1,208 @@
+"""CLI commands that change the mesh: validate, up, down, apply, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from meshward.cli import inspect
+from meshward.config import load
+from meshward.config.store import merge, read_paths, read_store, write_store
+from meshward.diagnostics import Diagnostic, Level, has_errors
+from meshward.errors import MeshwardError
+from meshward.model import build
+from meshward.model.addressing import allocate
+from meshward.model.ir import PodKey
+from meshward.process import kill_and_wait, pid_alive
+from meshward.runner.network import Loopback
+from meshward.runner.readiness import wait_ready
+from meshward.runner.runner import Runner
+from meshward.state.layout import StateDir
+from meshward.state.mesh import read_mesh
+from meshward.state.records import read_json
+
+
+def print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
+    for diagnostic in diagnostics:
+        stream = sys.stderr if diagnostic.level is Level.ERROR else sys.stdout
+        print(str(diagnostic), file=stream)
+
+
+def validate(args: argparse.Namespace) -> int:
+    config = load(args.paths)
+    print_diagnostics(config.diagnostics)
+    errors = sum(d.level is Level.ERROR for d in config.diagnostics)
+    if errors:
+        print(f"{errors} error(s); nothing would be applied", file=sys.stderr)
+        return 1
+    count = (
+        len(config.services)
+        + len(config.workloads)
+        + len(config.peer_authentications)
+        + len(config.destination_rules)
+        + (config.mesh.meta is not None)
+    )
+    print(f"ok: {count} resources valid")
+    return 0
+
+
+def up(args: argparse.Namespace) -> int:
+    state = StateDir(args.state_dir)
+    try:
+        Runner.claim(state)
+        network = Loopback(args.address_pool)
+        network.check()
+        diagnostics = Runner.seed(state, [args.path])
+    except MeshwardError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print_diagnostics(diagnostics)
+    if has_errors(diagnostics):
+        print("refused: the config has errors; nothing was started", file=sys.stderr)
+        return 1
+    if args.detach:
+        return _start_detached(state, args.path, args.address_pool, args.timeout)
+    return _run_foreground(state, network, args.timeout)
+
+
+def _start_detached(state: StateDir, path: Path, pool: str, timeout: float) -> int:
+    state.logs.mkdir(parents=True, exist_ok=True)
+    with (state.logs / "runner.log").open("ab") as log:
+        child = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "meshward.cli.main", "--state-dir", str(state.root)),
+                *("up", str(path), "--address-pool", pool),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    problems = wait_ready(state, timeout, alive=lambda: child.poll() is None)
+    if problems:
+        print("mesh not ready:\n  " + "\n  ".join(problems), file=sys.stderr)
+        print(f"logs: {state.logs}", file=sys.stderr)
+        return 1
+    print(f"mesh ready (runner pid {child.pid}); `meshward status` to inspect")
+    return 0
+
+
+def _run_foreground(state: StateDir, network: Loopback, timeout: float) -> int:
+    async def main() -> None:
+        runner = Runner(state, network)
+        task = asyncio.create_task(runner.run())
+        problems = await asyncio.to_thread(wait_ready, state, timeout, lambda: not task.done())
+        if problems:
+            print("mesh not ready:\n  " + "\n  ".join(problems), file=sys.stderr)
+        else:
+            inspect.print_status(state)
+            print("\nmesh running; Ctrl-C stops it")
+        await task
+
+    asyncio.run(main())
+    return 0
+
+
+def down(args: argparse.Namespace) -> int:
+    state = StateDir(args.state_dir)
+    stopped = stop_mesh(state)
+    print("mesh stopped" if stopped else "no mesh running")
+    return 0
+
+
+def stop_mesh(state: StateDir) -> bool:
+    """Stop the runner by PID; then any leftover of a runner that was killed (its control
+    plane, agent or Envoys, each by the PID it recorded)."""
+    stopped = False
+    runner = read_json(state.runner) or {}
+    if runner.get("pid"):
+        stopped = kill_and_wait(int(runner["pid"]), timeout=30)
+    leftovers = []
+    for record in (read_json(state.agent), read_json(state.control_plane)):
+        if record and record.get("pid"):
+            leftovers.append(int(record["pid"]))
+    for pod in ((read_json(state.agent) or {}).get("pods") or {}).values():
+        if pod.get("envoy_pid"):
+            leftovers.append(int(pod["envoy_pid"]))
+    for pid in leftovers:
+        if pid_alive(pid) and _is_meshward_process(pid, state):
+            stopped = kill_and_wait(pid) or stopped
+    return stopped
+
+
+def _is_meshward_process(pid: int, state: StateDir) -> bool:
+    """Guard against PID reuse: only stop a process whose command line names this mesh."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return str(state.root) in cmdline or "envoy" in cmdline
+
+
+def apply(args: argparse.Namespace) -> int:
+    state = StateDir(args.state_dir)
+    runner = read_json(state.runner) or {}
+    if not runner.get("pid") or not pid_alive(int(runner["pid"])):
+        print(
+            "error: no mesh running from this state directory (meshward up first)", file=sys.stderr
+        )
+        return 1
+    incoming = load(args.paths)
+    print_diagnostics(incoming.diagnostics)
+    if has_errors(incoming.diagnostics):
+        print("MW0402 refused: the change has errors; running configuration kept", file=sys.stderr)
+        return 1
+    merged = merge(read_store(state.config), read_paths(args.paths))
+    with tempfile.TemporaryDirectory() as scratch:
+        candidate = Path(scratch) / "config"
+        write_store(candidate, merged)
+        config = load([candidate])
+        problems = list(config.diagnostics)
+        if not has_errors(problems):
+            previous = read_mesh(state)
+            pods = [
+                (PodKey(w.meta.namespace, w.meta.name, i), w.sidecar)
+                for w in config.workloads
+                for i in range(w.replicas)
+            ]
+            addresses = allocate(pods, previous.addresses() if previous else {}, runner["pool"])
+            problems += build(config, addresses)[1]
+    if has_errors(problems):
+        print_diagnostics([d for d in problems if d.level is Level.ERROR])
+        print(
+            "MW0402 refused: the merged config has errors; running configuration kept",
+            file=sys.stderr,
+        )
+        return 1
+    before = (read_json(state.control_plane) or {}).get("generation", 0)
+    write_store(state.config, merged)
+    os.kill(int(runner["pid"]), signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        plane = read_json(state.control_plane) or {}
+        if plane.get("generation", 0) > before:
+            break
+        time.sleep(0.1)
+    else:
+        print("applied, but the control plane has not reloaded yet", file=sys.stderr)
+        return 1
+    problems_left = wait_ready(state, 60, alive=lambda: pid_alive(int(runner["pid"])))
+    if problems_left:
+        print("applied; not ready yet:\n  " + "\n  ".join(problems_left), file=sys.stderr)
+        return 1
+    print(f"applied: generation {plane['generation']}")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from meshward.cli import demo as demo_module
+
+    return demo_module.run(args)

@@ -1,0 +1,97 @@
+"""`meshward`: the command line. Parses arguments and hands each command to its module.
+
+validate PATH...           coded diagnostics with file:line; non-zero on errors
+up DIR [--detach]          start a mesh from a directory of YAML (one per state dir)
+down                       stop it; nothing is left running
+status [--json]            pods, addresses, identities, sidecar readiness, mTLS per port
+logs WORKLOAD [-n NS]      an app's log (--sidecar: its Envoy's)
+exec WORKLOAD [-n NS] -- CMD   run CMD in the workload's network context
+apply -f PATH              validate and hot-apply; a refused change keeps the old config
+verify [--json]            probe the running mesh; non-zero on any failed expectation
+demo [--check]             the seed system, verified (the README's `make demo`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from meshward.cli import inspect, lifecycle
+from meshward.runner.network import DEFAULT_POOL
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meshward", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".meshward"),
+        help="state directory of the mesh (default ./.meshward)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check config files; non-zero on errors")
+    validate.add_argument("paths", nargs="+", type=Path)
+
+    up = commands.add_parser("up", help="start a mesh from a directory of YAML")
+    up.add_argument("path", type=Path)
+    up.add_argument("--network", choices=["loopback"], default="loopback")
+    up.add_argument("--detach", action="store_true", help="return once the mesh is ready")
+    up.add_argument("--address-pool", default=DEFAULT_POOL, help="a /16 inside 127.0.0.0/8")
+    up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
+
+    commands.add_parser("down", help="stop the mesh")
+
+    status = commands.add_parser("status", help="show the running mesh")
+    status.add_argument("--json", action="store_true")
+
+    logs = commands.add_parser("logs", help="show a workload's log")
+    logs.add_argument("workload")
+    logs.add_argument("-n", "--namespace")
+    logs.add_argument("--sidecar", action="store_true", help="the sidecar Envoy's log")
+
+    exec_ = commands.add_parser("exec", help="run a command in a workload's network context")
+    exec_.add_argument("workload")
+    exec_.add_argument("-n", "--namespace")
+    exec_.add_argument("argv", nargs="*", help="the command, after --")
+
+    apply = commands.add_parser("apply", help="validate and hot-apply config")
+    apply.add_argument("-f", "--filename", dest="paths", type=Path, action="append", required=True)
+
+    verify = commands.add_parser("verify", help="probe the running mesh")
+    verify.add_argument("--json", action="store_true")
+
+    demo = commands.add_parser("demo", help="run the seed system, verified")
+    demo.add_argument("--check", action="store_true", help="exit after verification")
+    demo.add_argument("--example", type=Path, default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first `--` is the command of `exec`, never meshward's options.
+    tail: list[str] = []
+    if "--" in words:
+        cut = words.index("--")
+        words, tail = words[:cut], words[cut + 1 :]
+    args = _parser().parse_args(words)
+    if args.command == "exec":
+        args.argv = [*args.argv, *tail]
+    handlers = {
+        "validate": lifecycle.validate,
+        "up": lifecycle.up,
+        "down": lifecycle.down,
+        "apply": lifecycle.apply,
+        "status": inspect.status,
+        "logs": inspect.logs,
+        "exec": inspect.exec_,
+        "verify": inspect.verify,
+        "demo": lifecycle.demo,
+    }
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""`meshward up`: the embedded runner — control plane, agent and every app on one machine.
+
+Called by the CLI. Order of start-up: validate the config (refuse on errors), seed the config
+store, allocate pod addresses, publish the mesh record, mint each sidecar pod's workload
+token (the runner plays kubelet: it vouches for which identity a pod has), start the control
+plane, the agent (which starts the Envoys) and the apps, then wait for every sidecar to be
+ready. SIGHUP (sent by `meshward apply` after it stored a validated change) re-plans: new pods
+start, removed ones stop, changed ones restart, and the control plane and agent reload.
+SIGINT/SIGTERM stop everything by PID, apps first, then the agent (and its Envoys), then the
+control plane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from meshward.ca.authority import CertificateAuthority
+from meshward.ca.credentials import WorkloadTokens
+from meshward.config import load
+from meshward.config.resources import ConfigSet
+from meshward.config.store import read_paths, write_store
+from meshward.diagnostics import Diagnostic, has_errors
+from meshward.errors import ConfigError, StateError
+from meshward.model import build
+from meshward.model.addressing import allocate
+from meshward.model.ir import MeshModel, PodKey
+from meshward.process import ProcessSpec, Supervised, inherited_env, pid_alive, python_module
+from meshward.runner.network import Loopback, free_port
+from meshward.runner.plan import PodPlan, plan_pods
+from meshward.state.layout import StateDir
+from meshward.state.mesh import MeshRecord, PodRecord, read_mesh, write_mesh
+from meshward.state.records import read_json, write_bytes, write_json
+
+log = logging.getLogger("meshward.runner")
+
+TOKEN_TTL = timedelta(days=7)
+
+
+@dataclass
+class Runner:
+    state: StateDir
+    network: Loopback
+    apps: dict[str, Supervised] = field(default_factory=dict)
+    plans: dict[str, PodPlan] = field(default_factory=dict)
+    control_plane: Supervised | None = None
+    agent: Supervised | None = None
+    generation: int = 0
+    ports: dict[str, int] = field(default_factory=dict)
+    _reload: asyncio.Event = field(default_factory=asyncio.Event)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    @staticmethod
+    def claim(state: StateDir) -> None:
+        """Refuse to start a second mesh on one state directory."""
+        record = read_json(state.runner)
+        if record and record.get("pid") and pid_alive(int(record["pid"])):
+            raise StateError(
+                f"a mesh is already running from {state.root} (runner pid {record['pid']}); "
+                "run `meshward down` first"
+            )
+
+    @staticmethod
+    def seed(state: StateDir, paths: list[Path]) -> tuple[Diagnostic, ...]:
+        """Validate the user's paths and, if clean, make them the config store."""
+        config = load(paths)
+        if has_errors(config.diagnostics):
+            return config.diagnostics
+        write_store(state.config, read_paths(paths))
+        return config.diagnostics
+
+    async def run(self, on_ready: asyncio.Future[None] | None = None) -> None:
+        self.network.check()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self._reload.set)
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        previous = read_json(self.state.runner) or {}
+        # Keep the control plane's ports across runs of one state dir, when still free.
+        self.ports = {
+            name: int(previous.get("ports", {}).get(name) or free_port()) for name in ("xds", "ca")
+        }
+        self._write_runner("starting")
+        try:
+            config, model = self._plan()
+            self._mint_tokens(config, model)
+            self.control_plane = Supervised(
+                self._service("control-plane", "meshward.server"), on_exit=None
+            )
+            await self.control_plane.start()
+            self.agent = Supervised(self._service("agent", "meshward.agent"))
+            await self.agent.start()
+            await self._sync_apps()
+            self._write_runner("running")
+            if on_ready is not None and not on_ready.done():
+                on_ready.set_result(None)
+            while not self._stop.is_set():
+                reload = asyncio.create_task(self._reload.wait())
+                stop = asyncio.create_task(self._stop.wait())
+                await asyncio.wait({reload, stop}, return_when="FIRST_COMPLETED")
+                reload.cancel()
+                stop.cancel()
+                if self._reload.is_set() and not self._stop.is_set():
+                    self._reload.clear()
+                    await self.reload()
+        finally:
+            await self.shutdown()
+
+    def _service(self, name: str, module: str) -> ProcessSpec:
+        return ProcessSpec(
+            name=name,
+            argv=python_module(module, "--state-dir", str(self.state.root)),
+            env=inherited_env({"PYTHONUNBUFFERED": "1"}),
+            log_path=self.state.logs / f"{name}.log",
+        )
+
+    def _plan(self) -> tuple[ConfigSet, MeshModel]:
+        """Config store + previous addresses → model → published mesh record."""
+        config = load([self.state.config])
+        if has_errors(config.diagnostics):
+            raise ConfigError("\n".join(str(d) for d in config.diagnostics))
+        previous = read_mesh(self.state)
+        pods = [
+            (key, workload.sidecar)
+            for workload in config.workloads
+            for key in _pod_keys(workload.meta.namespace, workload.meta.name, workload.replicas)
+        ]
+        addresses = allocate(pods, previous.addresses() if previous else {}, self.network.pool)
+        model, diagnostics = build(config, addresses)
+        if has_errors(diagnostics):
+            raise ConfigError("\n".join(str(d) for d in diagnostics))
+        plans = plan_pods(config, model)
+        self.generation += 1
+        identities = {p.key: p.identity.uri if p.identity else "" for p in model.pods}
+        ports = {p.key: tuple(port.port for port in p.ports) for p in model.pods}
+        write_mesh(
+            self.state,
+            MeshRecord(
+                generation=self.generation,
+                trust_domain=model.trust_domain,
+                cert_ttl_seconds=model.cert_ttl_seconds,
+                pods=tuple(
+                    PodRecord(
+                        namespace=plan.namespace,
+                        workload=plan.workload,
+                        replica=pod.key.replica,
+                        pod=plan.pod,
+                        sidecar=plan.sidecar,
+                        node_id=plan.node_id,
+                        identity=identities[pod.key],
+                        pod_ip=plan.pod_ip,
+                        app_ip=plan.app_ip,
+                        ports=ports[pod.key],
+                        argv=plan.argv,
+                        env=plan.env,
+                    )
+                    for plan, pod in zip(plans, model.pods, strict=True)
+                ),
+            ),
+        )
+        self.plans = {f"{p.namespace}/{p.pod}": p for p in plans}
+        return config, model
+
+    def _mint_tokens(self, config: ConfigSet, model: MeshModel) -> None:
+        now = datetime.now(UTC)
+        # The CA's files are made here if missing, so the runner can vouch for pods before
+        # the control plane (which loads the same files) has started.
+        CertificateAuthority.load_or_create(
+            self.state.ca, trust_domain=config.mesh.trust_domain, now=now
+        )
+        tokens = WorkloadTokens.load_or_create(self.state.ca)
+        for pod in model.pods:
+            if pod.identity is None:
+                continue
+            token = tokens.issue_workload_token(
+                pod.identity, node="localhost", now=now, ttl=TOKEN_TTL
+            )
+            directory = self.state.pod_dir(pod.key.namespace, pod.key.pod_name)
+            write_bytes(directory / "token", token.encode(), mode=0o600)
+
+    async def _sync_apps(self) -> None:
+        """Start, stop or restart app processes so they match `self.plans`."""
+        for name in sorted(set(self.apps)):
+            plan = self.plans.get(name)
+            running = self.apps[name]
+            if (
+                plan is None
+                or running.spec.argv != plan.argv
+                or dict(running.spec.env) != (_app_env(plan))
+            ):
+                log.info("stopping %s", name)
+                await self.apps.pop(name).stop()
+        for name, plan in sorted(self.plans.items()):
+            if name in self.apps:
+                continue
+            app = Supervised(
+                ProcessSpec(
+                    name=name,
+                    argv=plan.argv,
+                    env=_app_env(plan),
+                    log_path=self.state.pod_log(plan.namespace, plan.pod),
+                )
+            )
+            await app.start()
+            self.apps[name] = app
+
+    async def reload(self) -> None:
+        try:
+            config, model = self._plan()
+        except ConfigError as error:
+            log.error("reload refused, running configuration kept:\n%s", error)
+            return
+        self._mint_tokens(config, model)
+        for process in (self.control_plane, self.agent):
+            if process is not None and process.pid is not None:
+                os.kill(process.pid, signal.SIGHUP)
+        await self._sync_apps()
+        self._write_runner("running")
+
+    async def shutdown(self) -> None:
+        self._write_runner("stopping")
+        await asyncio.gather(*(app.stop() for app in self.apps.values()))
+        self.apps.clear()
+        if self.agent is not None:
+            await self.agent.stop(timeout=15)
+        if self.control_plane is not None:
+            await self.control_plane.stop()
+        self._write_runner("stopped", pid=None)
+
+    def _write_runner(self, phase: str, pid: int | None = -1) -> None:
+        write_json(
+            self.state.runner,
+            {
+                "pid": os.getpid() if pid == -1 else pid,
+                "phase": phase,
+                "network": self.network.name,
+                "pool": self.network.pool,
+                "ports": self.ports,
+                "generation": self.generation,
+                "updated": time.time(),
+                "limitations": list(self.network.limitations()),
+            },
+        )
+
+
+def _pod_keys(namespace: str, workload: str, replicas: int) -> list[PodKey]:
+    return [PodKey(namespace, workload, i) for i in range(replicas)]
+
+
+def _app_env(plan: PodPlan) -> dict[str, str]:
+    base = inherited_env(drop=("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"))
+    return base | {"PYTHONUNBUFFERED": "1"} | dict(plan.env)

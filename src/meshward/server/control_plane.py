@@ -1,0 +1,140 @@
+"""The control-plane process: config → model → per-proxy snapshots → ADS, plus the CA.
+
+Started by the runner as `python -m meshward.server --state-dir DIR`. It reads the config store
+and the runner's mesh record, builds the model, translates one snapshot per sidecar and sets
+them in the cache the ADS server serves from; it also serves the CSR API. On SIGHUP it
+reloads (debounced: a burst of signals makes one rebuild). A config set with errors is
+refused and the last good snapshots stay in force (DESIGN.md: nothing bad is pushed).
+Progress and per-proxy ACK/NACK state are published in `control-plane.json` for the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from meshward.ca.authority import CertificateAuthority
+from meshward.config import load
+from meshward.diagnostics import has_errors
+from meshward.errors import SnapshotError
+from meshward.model import build
+from meshward.server.ads import serve_ads
+from meshward.server.ca_service import serve_ca
+from meshward.server.cache import SnapshotCache
+from meshward.state.layout import StateDir
+from meshward.state.mesh import read_mesh
+from meshward.state.records import read_json, write_json
+from meshward.xds.snapshot import Snapshot
+from meshward.xds.translate import proxy_snapshot
+
+log = logging.getLogger("meshward.control-plane")
+
+DEBOUNCE_SECONDS = 0.1
+
+
+@dataclass
+class ControlPlane:
+    state: StateDir
+    host: str = "127.0.0.1"
+    cache: SnapshotCache = field(default_factory=SnapshotCache)
+    generation: int = 0
+    mesh_generation: int = 0
+    refused: list[str] = field(default_factory=list)
+    translation_errors: dict[str, str] = field(default_factory=dict)
+    last_reload: str = ""
+    _reload: asyncio.Event = field(default_factory=asyncio.Event)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        runner = read_json(self.state.runner) or {}
+        ports = runner.get("ports", {})
+        config = load([self.state.config])
+        trust_domain = config.mesh.trust_domain
+        ca = CertificateAuthority.load_or_create(
+            self.state.ca, trust_domain=trust_domain, now=datetime.now(UTC)
+        )
+        ads = await serve_ads(self.cache, self.host, int(ports.get("xds", 0)))
+        ca_server, ca_port = await serve_ca(
+            ca,
+            self.host,
+            int(ports.get("ca", 0)),
+            root_namespace=config.mesh.root_namespace,
+            now_fn=lambda: datetime.now(UTC),
+        )
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self._reload.set)
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        self.reload()
+        publisher = asyncio.create_task(self._publish_status(ca_port))
+        reloader = asyncio.create_task(self._reload_loop())
+        await self._stop.wait()
+        for task in (publisher, reloader):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await ads.stop(grace=0.5)
+        await ca_server.stop(grace=0.5)
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self._reload.wait()
+            await asyncio.sleep(DEBOUNCE_SECONDS)  # coalesce a burst of SIGHUPs
+            self._reload.clear()
+            self.reload()
+
+    def reload(self) -> None:
+        """Rebuild every proxy's snapshot from the store; refuse a set with errors."""
+        self.last_reload = datetime.now(UTC).isoformat()
+        config = load([self.state.config])
+        if has_errors(config.diagnostics):
+            self.refused = [str(d) for d in config.diagnostics]
+            log.error("config refused; last good configuration stays in force")
+            return
+        mesh = read_mesh(self.state)
+        if mesh is None:
+            return
+        model, diagnostics = build(config, mesh.addresses())
+        if has_errors(diagnostics):
+            self.refused = [str(d) for d in diagnostics]
+            log.error("model refused; last good configuration stays in force")
+            return
+        snapshots: dict[str, Snapshot] = {}
+        errors: dict[str, str] = {}
+        for proxy in model.proxies:
+            try:
+                snapshots[proxy.node_id] = proxy_snapshot(proxy)
+            except SnapshotError as error:  # a translator bug: keep this proxy's last good
+                errors[proxy.node_id] = str(error)
+                log.error("snapshot for %s not consistent: %s", proxy.node_id, error)
+        self.cache.set_snapshots(snapshots)
+        self.refused = []
+        self.translation_errors = errors
+        self.generation += 1
+        self.mesh_generation = mesh.generation
+        log.info("generation %d: %d proxies", self.generation, len(snapshots))
+
+    async def _publish_status(self, ca_port: int) -> None:
+        previous: Any = None
+        while True:
+            status = {
+                "pid": os.getpid(),
+                "generation": self.generation,
+                "mesh_generation": self.mesh_generation,
+                "last_reload": self.last_reload,
+                "refused": self.refused,
+                "translation_errors": self.translation_errors,
+                "ca_port": ca_port,
+                "proxies": self.cache.status_json(),
+            }
+            if status != previous:
+                write_json(self.state.control_plane, status | {"written": time.time()})
+                previous = status
+            await asyncio.sleep(0.2)
