@@ -37,6 +37,7 @@ def build(
         proxies=proxies.build(ir_pods, ir_services, pa, rules, mesh.trust_domain),
     )
     findings = (
+        *pods.diagnose(config.workloads),
         *service_findings,
         *peer_authn.diagnose(pa, ir_pods),
         *upstream_tls.diagnose(rules, ir_services, ir_pods),

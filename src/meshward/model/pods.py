@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from meshward.config import resources as cfg
+from meshward.diagnostics import Diagnostic
 from meshward.identity import SpiffeId
 from meshward.model import ir, protocol
+from meshward.model.finding import finding
 
 
 def pod_keys(workload: cfg.Workload) -> tuple[ir.PodKey, ...]:
@@ -74,3 +76,20 @@ def build(
                 )
             )
     return tuple(sorted(pods, key=lambda p: p.key))
+
+
+def diagnose(workloads: Iterable[cfg.Workload]) -> tuple[Diagnostic, ...]:
+    """MW0210 for sidecar workloads declaring a port the sidecar itself binds."""
+    return tuple(
+        finding(
+            "MW0210",
+            w.meta,
+            f"spec.ports[{i}].port",
+            f"port {p.port} is reserved by the sidecar (reserved: {sorted(ir.RESERVED_PORTS)}); "
+            "it gets no inbound listener",
+        )
+        for w in workloads
+        if w.sidecar
+        for i, p in enumerate(w.ports)
+        if p.port in ir.RESERVED_PORTS
+    )

@@ -1,9 +1,10 @@
 """Proxies: the ProxyModel of every sidecar pod, inbound and outbound, fully decided.
 
-Called by `meshward.model.mesh.build`. Inbound: one port per pod port, its mTLS mode from
-model/peer_authn.py. Outbound: every service port of the mesh, its endpoints and their TLS
-from model/upstream_tls.py, plus where the app reaches it: HTTP ports by Host header through
-the outbound HTTP listener, TCP ports through a local listener on the pod address.
+Called by `meshward.model.mesh.build`. Inbound: one port per pod port (except the
+`ir.RESERVED_PORTS` the sidecar binds itself, MW0210), its mTLS mode from model/peer_authn.py.
+Outbound: every service port of the mesh, its endpoints and their TLS from
+model/upstream_tls.py, plus where the app reaches it: HTTP ports by Host header through the
+outbound HTTP listener, TCP ports through a local listener on the pod address.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class _PortPicker:
 def _inbound(pod: ir.Pod, pa: peer_authn.PeerAuthnIndex) -> tuple[ir.InboundPort, ...]:
     ports = []
     for port in pod.ports:
+        if port.port in ir.RESERVED_PORTS:
+            continue  # the sidecar binds it itself (admin, outbound HTTP): MW0210
         decision = peer_authn.decide(pa, pod.key.namespace, pod.labels, port.port)
         ports.append(ir.InboundPort(port.port, port.protocol, decision.mode, decision.source))
     return tuple(ports)
