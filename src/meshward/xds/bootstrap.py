@@ -23,6 +23,9 @@ from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.resource_monitors.downstream_connections.v3 import (
+    downstream_connections_pb2,
+)
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import any_pb2, json_format, symbol_database
@@ -31,8 +34,8 @@ from google.protobuf.message import Message
 from meshward.xds import cluster, core, snapshot, tls
 
 DEFAULT_SDS_SOCKET = "/var/run/meshward/sds.sock"
-# Overload protection Envoy warns about at start-up when unset; generous for a sidecar.
-MAX_DOWNSTREAM_CONNECTIONS = 50_000
+MAX_DOWNSTREAM_CONNECTIONS = 50_000  # generous for a sidecar; a limit must exist (see _base)
+_CONNECTION_MONITOR = "envoy.resource_monitors.global_downstream_max_connections"
 
 
 def _grpc_cluster(name: str, address: Any) -> cluster_pb2.Cluster:
@@ -53,9 +56,14 @@ def _base(node_id: str, cluster_name: str, admin: tuple[str, int]) -> bootstrap_
     boot.node.id = node_id
     boot.node.cluster = cluster_name
     boot.admin.address.CopyFrom(core.socket_address(*admin))
-    layer = boot.layered_runtime.layers.add(name="static")
-    layer.static_layer.update(
-        {"overload": {"global_downstream_max_connections": MAX_DOWNSTREAM_CONNECTIONS}}
+    # Envoy 1.40 warns at start-up when no downstream connection limit is set, and the old
+    # runtime key (overload.global_downstream_max_connections) is deprecated: use the
+    # resource monitor that replaces it.
+    monitor = boot.overload_manager.resource_monitors.add(name=_CONNECTION_MONITOR)
+    monitor.typed_config.Pack(
+        downstream_connections_pb2.DownstreamConnectionsConfig(
+            max_active_downstream_connections=MAX_DOWNSTREAM_CONNECTIONS
+        )
     )
     return boot
 
