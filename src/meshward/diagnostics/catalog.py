@@ -76,6 +76,7 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0208", W, "several DestinationRules for one host and callers; the oldest wins"),
     Code("MW0209", W, "PeerAuthentication with a selector in the root namespace is ignored"),
     Code("MW0210", W, "sidecar workload port is reserved by the sidecar; no inbound listener"),
+    Code("MW0211", I, "pod has no address yet; left out of the model until it is placed"),
     # --- MW03xx xds ------------------------------------------------------------------------
     Code("MW0301", W, "HTTP Host already routed to another service of this proxy; dropped"),
     Code("MW0302", E, "two listeners of one proxy bind one address and port; later dropped"),
