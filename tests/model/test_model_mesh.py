@@ -31,11 +31,15 @@ def test_config_warnings_do_not_block_and_are_not_repeated() -> None:
     assert findings == ()
 
 
-def test_missing_address_is_a_caller_bug() -> None:
-    config = config_set(workload("web", replicas=2))
-    partial = {ir.PodKey("core", "web", 0): ir.PodAddress("127.77.0.2", "127.78.0.2")}
-    with pytest.raises(KeyError):
-        build(config, partial)
+def test_pods_without_address_are_left_out_with_mw0211() -> None:
+    config = config_set(workload("web", replicas=2), service("web"))
+    web0 = ir.PodKey("core", "web", 0)
+    model, findings = build(config, {web0: ir.PodAddress("127.77.0.2", "127.78.0.2")})
+    assert [p.key for p in model.pods] == [web0]
+    assert model.services[0].pods == (web0,)
+    assert [(d.code, d.level, d.resource) for d in findings] == [
+        ("MW0211", Level.INFO, "Workload core/web")
+    ]
 
 
 FINDINGS: list[tuple[str, list[cfg.Service | cfg.Workload], list[tuple[str, str, str]]]] = [

@@ -19,12 +19,15 @@ from meshward.model import ir, peer_authn, pods, proxies, services, upstream_tls
 def build(
     config: ConfigSet, addresses: Mapping[ir.PodKey, ir.PodAddress]
 ) -> tuple[ir.MeshModel, tuple[Diagnostic, ...]]:
-    """Build the mesh model. Raises ConfigError if `config` has error-level diagnostics and
-    KeyError if `addresses` misses a pod (see `meshward.model.pods.replicas`)."""
+    """Build the mesh model. Raises ConfigError if `config` has error-level diagnostics.
+
+    Pods missing from `addresses` (see `meshward.model.replicas` and `allocate`) are left out
+    with an MW0211 info: a config newer than the addresses still builds.
+    """
     if has_errors(config.diagnostics):
         raise ConfigError("the config set has errors; it cannot become a model")
     mesh = config.mesh
-    ir_services, service_findings = services.build(config.services, config.workloads)
+    ir_services, service_findings = services.build(config.services, config.workloads, addresses)
     ir_pods = pods.build(config.workloads, ir_services, mesh.trust_domain, addresses)
     pa = peer_authn.index(config.peer_authentications, mesh.root_namespace)
     rules = tuple(sorted(config.destination_rules, key=lambda r: r.meta.order))
@@ -37,6 +40,7 @@ def build(
         proxies=proxies.build(ir_pods, ir_services, pa, rules, mesh.trust_domain),
     )
     findings = (
+        *pods.unplaced(config.workloads, addresses),
         *pods.diagnose(config.workloads),
         *service_findings,
         *peer_authn.diagnose(pa, ir_pods),

@@ -50,7 +50,7 @@ def build(
     trust_domain: str,
     addresses: Mapping[ir.PodKey, ir.PodAddress],
 ) -> tuple[ir.Pod, ...]:
-    """IR pods sorted by key. Raises KeyError if `addresses` misses a pod (a caller bug)."""
+    """IR pods sorted by key; pods without an address in `addresses` are left out."""
     pods: list[ir.Pod] = []
     for workload in workloads:
         identity = (
@@ -60,7 +60,7 @@ def build(
         )
         for key in pod_keys(workload):
             if key not in addresses:
-                raise KeyError(f"no address for pod {key}: allocate addresses first")
+                continue  # not placed yet (MW0211); it joins the model once it has an address
             ports = tuple(
                 ir.PodPort(p.name, p.port, _port_protocol(key, p, services))
                 for p in sorted(workload.ports, key=lambda p: p.port)
@@ -93,3 +93,23 @@ def diagnose(workloads: Iterable[cfg.Workload]) -> tuple[Diagnostic, ...]:
         for i, p in enumerate(w.ports)
         if p.port in ir.RESERVED_PORTS
     )
+
+
+def unplaced(
+    workloads: Iterable[cfg.Workload], addresses: Mapping[ir.PodKey, ir.PodAddress]
+) -> tuple[Diagnostic, ...]:
+    """MW0211 for each workload with replicas that have no address (config newer than the
+    addresses: the control plane reloaded before the runner placed the new pods)."""
+    found = []
+    for workload in workloads:
+        missing = [key.pod_name for key in pod_keys(workload) if key not in addresses]
+        if missing:
+            found.append(
+                finding(
+                    "MW0211",
+                    workload.meta,
+                    "spec.replicas",
+                    f"pods {missing} have no address yet; left out of the model",
+                )
+            )
+    return tuple(found)

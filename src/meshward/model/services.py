@@ -8,7 +8,7 @@ workload declares that port (as Kubernetes does), with a warning when it does no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from meshward.config import resources as cfg
 from meshward.diagnostics import Diagnostic
@@ -26,8 +26,12 @@ def selects(service: cfg.Service, workload: cfg.Workload) -> bool:
     )
 
 
-def _service(service: cfg.Service, workloads: Iterable[cfg.Workload]) -> ir.Service:
-    pods = sorted(key for w in workloads if selects(service, w) for key in pod_keys(w))
+def _service(
+    service: cfg.Service, workloads: Iterable[cfg.Workload], placed: Container[ir.PodKey]
+) -> ir.Service:
+    pods = sorted(
+        key for w in workloads if selects(service, w) for key in pod_keys(w) if key in placed
+    )
     ports = sorted(
         (
             ir.ServicePort(
@@ -78,10 +82,15 @@ def _diagnose(service: cfg.Service, workloads: Iterable[cfg.Workload]) -> list[D
 
 
 def build(
-    services: Iterable[cfg.Service], workloads: Iterable[cfg.Workload]
+    services: Iterable[cfg.Service],
+    workloads: Iterable[cfg.Workload],
+    placed: Container[ir.PodKey],
 ) -> tuple[tuple[ir.Service, ...], tuple[Diagnostic, ...]]:
-    """IR services sorted by (namespace, name), and MW0201/MW0202 findings."""
+    """IR services sorted by (namespace, name), and MW0201/MW0202 findings.
+
+    A service's pods are only those in `placed` (the pods that have an address).
+    """
     workloads = tuple(workloads)
     ordered = sorted(services, key=lambda s: (s.meta.namespace, s.meta.name))
     found = [d for s in ordered for d in _diagnose(s, workloads)]
-    return tuple(_service(s, workloads) for s in ordered), tuple(found)
+    return tuple(_service(s, workloads, placed) for s in ordered), tuple(found)
