@@ -94,7 +94,11 @@ class Fields:
         return entry.line if entry is not None else self._line
 
     def has(self, key: str) -> bool:
-        return self._node.get(key) is not None
+        """True if `key` is present with a non-null value."""
+        entry = self._node.get(key)
+        if entry is None:
+            return False
+        return not (isinstance(entry.value, document.Scalar) and entry.value.value is None)
 
     def take(self, key: str, *, required: bool = False) -> document.Entry | None:
         """The raw entry for `key` (marking it known); MW0107 if required and absent.

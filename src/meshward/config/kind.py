@@ -125,7 +125,14 @@ def _decode(
             "kind", f"{api_version} {kind_name} is not supported yet", code=entry.unsupported_code
         )
         return None, None
+    # A present but malformed metadata or spec was reported (MW0108); reading it as empty
+    # would only add "required field" noise, so such a document stops after its top level.
     meta_fields = top.mapping("metadata")
+    spec = top.mapping("spec")
+    top.accept("status")  # written by controllers, never read by them
+    top.finish()
+    if (meta_fields is None and top.has("metadata")) or (spec is None and top.has("spec")):
+        return None, None
     meta, labels = metadata.parse(
         meta_fields or Fields.empty(top.line_of("metadata"), "metadata", report),
         api_version=api_version,
@@ -134,9 +141,7 @@ def _decode(
         line=root.line,
         order=order,
     )
-    spec = top.mapping("spec") or Fields.empty(top.line_of("spec"), "spec", report)
-    top.accept("status")  # written by controllers, never read by them
-    top.finish()
+    spec = spec or Fields.empty(top.line_of("spec"), "spec", report)
     # Without a usable name the spec is still read, so every problem is reported in one go.
     resource = entry.parse(spec, meta or _placeholder(api_version, kind_name, doc), labels)
     return (resource, meta) if meta is not None else (None, None)
