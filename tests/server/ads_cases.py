@@ -97,11 +97,11 @@ def routes(body: str, *, rejected: bool = False) -> route_pb2.RouteConfiguration
     return config
 
 
-def backend_cluster() -> cluster_pb2.Cluster:
+def backend_cluster(connect_timeout_s: int = 1) -> cluster_pb2.Cluster:
     return cluster_pb2.Cluster(
         name=BACKEND,
         type=cluster_pb2.Cluster.DiscoveryType.Value("EDS"),
-        connect_timeout=duration_pb2.Duration(seconds=1),
+        connect_timeout=duration_pb2.Duration(seconds=connect_timeout_s),
         eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(eds_config=_ads_source()),
     )
 
@@ -122,11 +122,17 @@ def backend_endpoints(port: int) -> endpoint_pb2.ClusterLoadAssignment:
 
 
 def mesh_snapshot(
-    *, http_port: int, tcp_port: int, backend_port: int, body: str, rejected: bool = False
+    *,
+    http_port: int,
+    tcp_port: int,
+    backend_port: int,
+    body: str,
+    rejected: bool = False,
+    connect_timeout_s: int = 1,
 ) -> xs.Snapshot:
     return xs.make_snapshot(
         listeners=[http_listener(http_port), tcp_listener(tcp_port)],
-        clusters=[backend_cluster()],
+        clusters=[backend_cluster(connect_timeout_s)],
         endpoints=[backend_endpoints(backend_port)],
         routes=[routes(body, rejected=rejected)],
     )
