@@ -110,3 +110,18 @@ def test_tab_indentation_is_a_syntax_failure() -> None:
     assert documents == ()
     assert isinstance(failure, SyntaxFailure)
     assert failure.line == 2
+
+
+def test_merge_list_earlier_sources_win() -> None:
+    text = "a: &a {x: 1}\nb: &b {x: 2, y: 2}\nc:\n  <<: [*a, *b]\n"
+    documents, _ = document.parse(text, "f")
+    root = documents[0].root
+    assert isinstance(root, Mapping)
+    merged = root.entries[2].value
+    assert isinstance(merged, Mapping)
+    assert {e.key: getattr(e.value, "value", None) for e in merged.entries} == {"x": 1, "y": 2}
+
+
+def test_merge_of_a_scalar_is_a_problem() -> None:
+    documents, _ = document.parse("c:\n  <<: 1\n", "f")
+    assert documents[0].problems == (Problem(2, "c", "merge key `<<` needs a mapping"),)

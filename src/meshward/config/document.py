@@ -185,15 +185,15 @@ class _Converter:
 
     def _merge_sources(self, node: yaml.Node, path: str) -> list[Entry]:
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
-        entries: list[Entry] = []
+        entries: dict[str, Entry] = {}
         for source in sources:
             converted = self.convert(source, path)
             if isinstance(converted, Mapping):
-                entries.extend(
-                    e for e in converted.entries if e.key not in {x.key for x in entries}
-                )
+                # YAML merge-key spec: with a list of sources, earlier sources win.
+                for entry in converted.entries:
+                    entries.setdefault(entry.key, entry)
             else:
                 self.problems.append(
                     Problem(converted.line, path, "merge key `<<` needs a mapping")
                 )
-        return entries
+        return list(entries.values())
