@@ -21,7 +21,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from meshward.model import ir
-from meshward.xds import core, route, tls
+from meshward.xds import access_log, core, route, tls
 
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
 TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
@@ -45,6 +45,7 @@ def http_connection_manager(
     stat_prefix: str,
     routes: route_pb2.RouteConfiguration | str,
     peer_certificate: bool,
+    direction: access_log.Direction,
 ) -> hcm_pb2.HttpConnectionManager:
     """The one place an HCM is built. `routes` is an inline route config or an RDS name
     (fetched over ADS). With `peer_certificate` (an mTLS chain) the app receives
@@ -61,6 +62,7 @@ def http_connection_manager(
         manager.set_current_client_cert_details.uri = True
     else:
         manager.forward_client_cert_details = _HCM.SANITIZE
+    manager.access_log.append(access_log.access_log(direction, http=True))
     manager.http_filters.add(name=ROUTER_FILTER, typed_config=core.pack(router_pb2.Router()))
     return manager
 
@@ -69,8 +71,11 @@ def _hcm_filter(manager: hcm_pb2.HttpConnectionManager) -> listener_components_p
     return listener_components_pb2.Filter(name=HCM_FILTER, typed_config=core.pack(manager))
 
 
-def _tcp_proxy_filter(cluster: str) -> listener_components_pb2.Filter:
+def _tcp_proxy_filter(
+    cluster: str, direction: access_log.Direction
+) -> listener_components_pb2.Filter:
     proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=cluster, cluster=cluster)
+    proxy.access_log.append(access_log.access_log(direction, http=False))
     return listener_components_pb2.Filter(name=TCP_PROXY_FILTER, typed_config=core.pack(proxy))
 
 
@@ -92,10 +97,11 @@ def _inbound_chain(
             stat_prefix=f"inbound_{port.port}",
             routes=route.inbound_route(port),
             peer_certificate=mtls,
+            direction="inbound",
         )
         chain.filters.append(_hcm_filter(manager))
     else:
-        chain.filters.append(_tcp_proxy_filter(port.cluster_name))
+        chain.filters.append(_tcp_proxy_filter(port.cluster_name, "inbound"))
     return chain
 
 
@@ -134,6 +140,7 @@ def outbound_http_listener(proxy: ir.ProxyModel) -> listener_pb2.Listener:
         stat_prefix=OUTBOUND_HTTP_LISTENER,
         routes=route.OUTBOUND_HTTP_ROUTE,
         peer_certificate=False,
+        direction="outbound",
     )
     listener.filter_chains.add(name=OUTBOUND_HTTP_LISTENER).filters.append(_hcm_filter(manager))
     return listener
@@ -150,5 +157,7 @@ def outbound_tcp_listener(
         address=core.socket_address(ip, port),
         traffic_direction=base_pb2.OUTBOUND,
     )
-    listener.filter_chains.add(name=name).filters.append(_tcp_proxy_filter(service.cluster_name))
+    listener.filter_chains.add(name=name).filters.append(
+        _tcp_proxy_filter(service.cluster_name, "outbound")
+    )
     return listener
