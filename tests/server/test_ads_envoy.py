@@ -16,8 +16,8 @@ from typing import Any
 
 import ads_cases
 import pytest
+from server_harness import ADMIN, EnvoyProcess, LoopThread, free_port, grpc_cluster, wait_for
 
-from conftest import ADMIN, EnvoyProcess, LoopThread, free_port, grpc_cluster, wait_for
 from meshward.server.ads import start_ads
 from meshward.server.cache import SnapshotCache
 from meshward.xds import snapshot as xs

@@ -20,8 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from server_harness import ADMIN, EnvoyProcess, LoopThread, free_port, grpc_cluster, wait_for
 
-from conftest import ADMIN, EnvoyProcess, LoopThread, free_port, grpc_cluster, wait_for
 from meshward.agent.sds import SdsServer
 from meshward.xds.secret import tls_certificate_secret, trust_bundle_secret
 
