@@ -125,3 +125,8 @@ def test_merge_list_earlier_sources_win() -> None:
 def test_merge_of_a_scalar_is_a_problem() -> None:
     documents, _ = document.parse("c:\n  <<: 1\n", "f")
     assert documents[0].problems == (Problem(2, "c", "merge key `<<` needs a mapping"),)
+
+
+def test_unprintable_character_is_a_syntax_failure_with_its_line() -> None:
+    documents, failure = document.parse("a: 1\nb: \x1f\n", "f")
+    assert (documents, failure) == ((), SyntaxFailure(2, "character U+001F is not allowed in YAML"))

@@ -98,7 +98,12 @@ class SyntaxFailure:
 
 def parse(text: str, file: str) -> tuple[tuple[Document, ...], SyntaxFailure | None]:
     """All non-empty documents of `text`, and the syntax failure that ended reading, if any."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as error:
+        # YAML 1.1 §5.1: only printable characters; PyYAML checks the whole text up front.
+        line = text.count("\n", 0, error.position) + 1
+        return (), SyntaxFailure(line, f"character U+{error.character:04X} is not allowed in YAML")
     documents: list[Document] = []
     index = 0
     try:
@@ -116,8 +121,6 @@ def parse(text: str, file: str) -> tuple[tuple[Document, ...], SyntaxFailure | N
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else 0
         return tuple(documents), SyntaxFailure(line, str(error.problem or error))
-    except yaml.YAMLError as error:  # reader errors (bad characters) carry no mark
-        return tuple(documents), SyntaxFailure(0, str(error))
     finally:
         loader.dispose()
     return tuple(documents), None
