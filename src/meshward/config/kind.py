@@ -85,26 +85,23 @@ class Decoded:
     """What one document became: a resource (None if left out) and its diagnostics."""
 
     resource: Resource | None
-    meta: Meta | None
     diagnostics: tuple[Diagnostic, ...]
 
 
 def decode(doc: document.Document, order: int) -> Decoded:
     """Decode one document; `order` is its index among all documents of the load."""
     report = Report(doc.file)
-    resource, meta = _decode(doc, order, report)
+    resource = _decode(doc, order, report)
     # Reported in file order, whatever order the parser read the fields in.
     diagnostics = tuple(sorted(report.diagnostics, key=lambda d: d.location.line))
-    return Decoded(None if report.failed else resource, meta, diagnostics)
+    return Decoded(None if report.failed else resource, diagnostics)
 
 
-def _decode(
-    doc: document.Document, order: int, report: Report
-) -> tuple[Resource | None, Meta | None]:
+def _decode(doc: document.Document, order: int, report: Report) -> Resource | None:
     root = doc.root
     if not isinstance(root, document.Mapping):
         report.add("MW0102", root.line, "", "a resource document must be a YAML mapping")
-        return None, None
+        return None
     top = Fields(root, "", report)
     api_version = top.string("apiVersion")
     kind_name = top.string("kind")
@@ -115,16 +112,16 @@ def _decode(
         for key, value in (("apiVersion", api_version), ("kind", kind_name)):
             if value == "" or (value is None and not top.has(key)):
                 top.disallow(key, f"{key} is required", code="MW0103")
-        return None, None
+        return None
     entry = find(api_version, kind_name)
     if entry is None:
         top.disallow("kind", _unknown(api_version, kind_name), code="MW0104")
-        return None, None
+        return None
     if entry.parse is None:
         top.disallow(
             "kind", f"{api_version} {kind_name} is not supported yet", code=entry.unsupported_code
         )
-        return None, None
+        return None
     # A present but malformed metadata or spec was reported (MW0108); reading it as empty
     # would only add "required field" noise, so such a document stops after its top level.
     meta_fields = top.mapping("metadata")
@@ -132,7 +129,7 @@ def _decode(
     top.accept("status")  # written by controllers, never read by them
     top.finish()
     if (meta_fields is None and top.has("metadata")) or (spec is None and top.has("spec")):
-        return None, None
+        return None
     meta, labels = metadata.parse(
         meta_fields or Fields.empty(top.line_of("metadata"), "metadata", report),
         api_version=api_version,
@@ -144,7 +141,7 @@ def _decode(
     spec = spec or Fields.empty(top.line_of("spec"), "spec", report)
     # Without a usable name the spec is still read, so every problem is reported in one go.
     resource = entry.parse(spec, meta or _placeholder(api_version, kind_name, doc), labels)
-    return (resource, meta) if meta is not None else (None, None)
+    return resource if meta is not None else None
 
 
 def _placeholder(api_version: str, kind_name: str, doc: document.Document) -> Meta:
