@@ -178,3 +178,58 @@ def test_first_request_without_a_node_is_refused() -> None:
         assert cache.nodes() == ()
 
     run(scenario)
+
+
+def _server_certificate() -> tuple[bytes, bytes]:
+    """A self-signed P-256 certificate for 127.0.0.1 (PEM cert, PEM key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "control-plane")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def test_tls_server_credentials() -> None:
+    cert_pem, key_pem = _server_certificate()
+
+    async def main() -> tuple[str, str]:
+        cache = SnapshotCache()
+        cache.set_snapshot("n1", V1)
+        credentials = grpc.ssl_server_credentials([(key_pem, cert_pem)])
+        server, port = await start_ads(cache, "127.0.0.1", 0, credentials=credentials)
+        try:
+            channel_credentials = grpc.ssl_channel_credentials(root_certificates=cert_pem)
+            async with grpc.aio.secure_channel(f"127.0.0.1:{port}", channel_credentials) as channel:
+                envoy = FakeEnvoy(ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel))
+                envoy.send(LDS, node="n1")
+                response = await envoy.receive()
+                envoy.close()
+                return (response.type_url, response.version_info)
+        finally:
+            await server.stop(None)
+
+    assert asyncio.run(main()) == (LDS, V1.version(LDS))

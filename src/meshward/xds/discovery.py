@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from envoy.service.discovery.v3 import discovery_pb2
@@ -211,19 +211,20 @@ def truncate(message: str, limit: int = NACK_MESSAGE_LIMIT) -> str:
     return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
-@dataclass(slots=True)
 class DiscoveryStream:
     """The protocol state of one SotW stream; feed it requests and snapshots, send what it returns.
 
-    `wildcard_types` are the types whose empty name list means "all" (LDS and CDS for ADS).
+    `wildcard_types` are the types whose empty name list means "all" (LDS and CDS for ADS;
+    none for a secrets-only SDS stream).
     """
 
-    wildcard_types: frozenset[str] = WILDCARD_TYPES
-    node_id: str | None = None
-    _snapshot: xds_snapshot.Snapshot | None = None
-    _types: dict[str, _TypeState] = field(default_factory=dict)
-    _events: list[Event] = field(default_factory=list)
-    _nonces: int = 0
+    def __init__(self, *, wildcard_types: frozenset[str] = WILDCARD_TYPES) -> None:
+        self.wildcard_types = wildcard_types
+        self.node_id: str | None = None
+        self._snapshot: xds_snapshot.Snapshot | None = None
+        self._types: dict[str, _TypeState] = {}
+        self._events: list[Event] = []
+        self._nonces = 0
 
     def on_request(
         self, request: discovery_pb2.DiscoveryRequest
