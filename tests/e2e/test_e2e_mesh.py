@@ -72,9 +72,10 @@ def test_permissive_accepts_plaintext_and_mtls(mesh: Mesh) -> None:
     caller = mesh.pod("httpbin", "strict")
     status, body = get_via_sidecar(caller, "client.open:8000", "/headers")
     assert status == 200
-    assert "URI=spiffe://e2e.test/ns/strict/sa/httpbin" in json.loads(body)["headers"][
-        "X-Forwarded-Client-Cert"
-    ]
+    assert (
+        "URI=spiffe://e2e.test/ns/strict/sa/httpbin"
+        in json.loads(body)["headers"]["X-Forwarded-Client-Cert"]
+    )
 
 
 def test_plaintext_to_a_legacy_workload_and_no_forged_identity(mesh: Mesh) -> None:

@@ -113,7 +113,10 @@ class Sidecar:
             },
         )
         self.serial = format(leaf.serial_number, "x")
-        self.not_before = leaf.not_valid_before_utc
+        # Rotation is timed from when the certificate arrived, not from its notBefore: the CA
+        # backdates notBefore for clock skew, which with short TTLs would put the half-life
+        # in the past and rotate in a loop.
+        self.not_before = self.context.now()
         self.not_after = leaf.not_valid_after_utc
         log.info("%s: certificate %s until %s", self.pod.pod, self.serial, self.not_after)
 
