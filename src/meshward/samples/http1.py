@@ -81,7 +81,8 @@ class RequestParser:
     """Incremental request parser for one connection: `feed(bytes)` returns complete requests.
 
     Raises `BadRequestError` on malformed or oversized input; the connection must then be closed,
-    since the message framing can no longer be trusted (RFC 9112 §11.2, request smuggling).
+    since the message framing can no longer be trusted (RFC 9112 §11.2, request smuggling);
+    requests that preceded the bad one in the same `feed` are dropped with the connection.
     """
 
     __slots__ = ("_buffer",)
