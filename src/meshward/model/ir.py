@@ -1,4 +1,4 @@
-"""The model IR: the frozen contract between model/ (which builds it) and xds/ (which translates it).
+"""The model IR: the frozen contract between model/ (builds it) and xds/ (translates it).
 
 It knows neither YAML nor Envoy. Everything a translator needs is already decided here:
 the effective mTLS mode of every inbound port (PeerAuthentication precedence), whether each
@@ -21,7 +21,9 @@ Protocol = Literal["HTTP", "HTTP2", "GRPC", "TCP"]
 EffectiveMtls = Literal["STRICT", "PERMISSIVE", "DISABLE"]
 UpstreamTls = Literal["AUTO", "ISTIO_MUTUAL", "DISABLE"]
 
-DNS_SUFFIX = "svc.cluster.local"  # Istio keeps cluster.local as DNS suffix whatever the trust domain
+DNS_SUFFIX = (
+    "svc.cluster.local"  # Istio keeps cluster.local as DNS suffix whatever the trust domain
+)
 ADMIN_PORT = 15000  # Envoy admin, bound on the pod address
 OUTBOUND_HTTP_PORT = 15001  # outbound HTTP listener: apps reach HTTP services by name through it
 RESERVED_PORTS = frozenset({ADMIN_PORT, OUTBOUND_HTTP_PORT, 15010, 15012, 15020, 15021, 15090})
