@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from meshward.config import load
 
 SERVICE = "apiVersion: v1\nkind: Service\nmetadata: {name: %s}\nspec:\n  ports: [{port: 80}]\n"
@@ -72,3 +74,9 @@ def test_document_order_continues_across_files(tmp_path: Path) -> None:
         ("y", 7, ("", 1)),
         ("z", 1, ("", 2)),
     ]
+
+
+@pytest.mark.parametrize("bare", ["examples", Path("examples")])
+def test_a_bare_path_instead_of_a_list_is_refused(bare: str | Path) -> None:
+    with pytest.raises(TypeError):
+        load(bare)  # type: ignore[arg-type]

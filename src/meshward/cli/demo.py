@@ -17,7 +17,7 @@ from pathlib import Path
 
 from meshward.cli import inspect, lifecycle
 from meshward.errors import MeshwardError
-from meshward.runner.network import DEFAULT_POOL, Loopback
+from meshward.runner.network import Loopback
 from meshward.runner.runner import Runner
 from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
@@ -36,14 +36,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"meshward demo: {example} in loopback network mode (no root needed)")
     try:
         Runner.claim(state)
-        Loopback(DEFAULT_POOL).check()
+        Loopback(args.address_pool).check()
         diagnostics = Runner.seed(state, [example])
     except MeshwardError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     lifecycle.print_diagnostics(diagnostics)
     print("starting control plane, agent, sidecars and apps ...", flush=True)
-    code = lifecycle._start_detached(state, example, DEFAULT_POOL, timeout=120)
+    code = lifecycle.start_detached(state, example, args.address_pool, timeout=120)
     try:
         if code != 0:
             return code

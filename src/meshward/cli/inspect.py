@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from meshward.config import load
+from meshward.diagnostics import has_errors
 from meshward.model import build
 from meshward.model.ir import MeshModel
 from meshward.state.layout import StateDir
@@ -20,9 +21,10 @@ from meshward.verify.probes import run_probes
 
 def _model(state: StateDir) -> MeshModel | None:
     mesh = read_mesh(state)
-    if mesh is None:
+    config = load([state.config])
+    if mesh is None or has_errors(config.diagnostics):
         return None
-    return build(load([state.config]), mesh.addresses())[0]
+    return build(config, mesh.addresses())[0]
 
 
 def status_value(state: StateDir) -> dict[str, Any]:
@@ -67,6 +69,7 @@ def status_value(state: StateDir) -> dict[str, Any]:
         "trust_domain": mesh.trust_domain if mesh else None,
         "xds": f"127.0.0.1:{runner['ports']['xds']}" if runner.get("ports") else None,
         "refused": plane.get("refused") or [],
+        "findings": plane.get("findings") or [],
         "limitations": runner.get("limitations") or [],
         "pods": pods,
     }
@@ -104,6 +107,8 @@ def print_status(state: StateDir) -> None:
         )
     for line in value["refused"]:
         print(f"refused: {line}")
+    for line in value["findings"]:
+        print(f"finding: {line}")
     for line in value["limitations"]:
         print(f"note: {line}")
 

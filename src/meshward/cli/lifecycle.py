@@ -18,9 +18,7 @@ from meshward.config import load
 from meshward.config.store import merge, read_paths, read_store, write_store
 from meshward.diagnostics import Diagnostic, Level, has_errors
 from meshward.errors import MeshwardError
-from meshward.model import build
-from meshward.model.addressing import allocate
-from meshward.model.ir import PodKey
+from meshward.model import allocate, build, replicas
 from meshward.process import kill_and_wait, pid_alive
 from meshward.runner.network import Loopback
 from meshward.runner.readiness import wait_ready
@@ -37,9 +35,14 @@ def print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
 
 
 def validate(args: argparse.Namespace) -> int:
+    """Config diagnostics, then (if the set is usable) the model's: references between
+    resources, policy conflicts — everything `up` or `apply` would say, without starting."""
     config = load(args.paths)
-    print_diagnostics(config.diagnostics)
-    errors = sum(d.level is Level.ERROR for d in config.diagnostics)
+    diagnostics = list(config.diagnostics)
+    if not has_errors(diagnostics):
+        diagnostics += build(config, allocate(replicas(config.workloads), {}))[1]
+    print_diagnostics(diagnostics)
+    errors = sum(d.level is Level.ERROR for d in diagnostics)
     if errors:
         print(f"{errors} error(s); nothing would be applied", file=sys.stderr)
         return 1
@@ -69,11 +72,11 @@ def up(args: argparse.Namespace) -> int:
         print("refused: the config has errors; nothing was started", file=sys.stderr)
         return 1
     if args.detach:
-        return _start_detached(state, args.path, args.address_pool, args.timeout)
+        return start_detached(state, args.path, args.address_pool, args.timeout)
     return _run_foreground(state, network, args.timeout)
 
 
-def _start_detached(state: StateDir, path: Path, pool: str, timeout: float) -> int:
+def start_detached(state: StateDir, path: Path, pool: str, timeout: float) -> int:
     state.logs.mkdir(parents=True, exist_ok=True)
     with (state.logs / "runner.log").open("ab") as log:
         child = subprocess.Popen(
@@ -168,12 +171,9 @@ def apply(args: argparse.Namespace) -> int:
         problems = list(config.diagnostics)
         if not has_errors(problems):
             previous = read_mesh(state)
-            pods = [
-                (PodKey(w.meta.namespace, w.meta.name, i), w.sidecar)
-                for w in config.workloads
-                for i in range(w.replicas)
-            ]
-            addresses = allocate(pods, previous.addresses() if previous else {}, runner["pool"])
+            addresses = allocate(
+                replicas(config.workloads), previous.addresses() if previous else {}, runner["pool"]
+            )
             problems += build(config, addresses)[1]
     if has_errors(problems):
         print_diagnostics([d for d in problems if d.level is Level.ERROR])

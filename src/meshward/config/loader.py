@@ -31,6 +31,8 @@ from meshward.diagnostics import Diagnostic
 
 def load(paths: Sequence[str | Path]) -> ConfigSet:
     """Read files and directories (recursively, `*.yaml`/`*.yml`, sorted) into a ConfigSet."""
+    if isinstance(paths, str | Path):  # a bare path is a sequence of characters: a bug
+        raise TypeError("load() takes a list of paths, not one path")
     assembly = _Assembly()
     report = Report("")
     for path in source.files(paths, report):

@@ -28,9 +28,8 @@ from meshward.config.resources import ConfigSet
 from meshward.config.store import read_paths, write_store
 from meshward.diagnostics import Diagnostic, has_errors
 from meshward.errors import ConfigError, StateError
-from meshward.model import build
-from meshward.model.addressing import allocate
-from meshward.model.ir import MeshModel, PodKey
+from meshward.model import allocate, build, replicas
+from meshward.model.ir import MeshModel
 from meshward.process import ProcessSpec, Supervised, inherited_env, pid_alive, python_module
 from meshward.runner.network import Loopback, free_port
 from meshward.runner.plan import PodPlan, plan_pods
@@ -128,12 +127,9 @@ class Runner:
         if has_errors(config.diagnostics):
             raise ConfigError("\n".join(str(d) for d in config.diagnostics))
         previous = read_mesh(self.state)
-        pods = [
-            (key, workload.sidecar)
-            for workload in config.workloads
-            for key in _pod_keys(workload.meta.namespace, workload.meta.name, workload.replicas)
-        ]
-        addresses = allocate(pods, previous.addresses() if previous else {}, self.network.pool)
+        addresses = allocate(
+            replicas(config.workloads), previous.addresses() if previous else {}, self.network.pool
+        )
         model, diagnostics = build(config, addresses)
         if has_errors(diagnostics):
             raise ConfigError("\n".join(str(d) for d in diagnostics))
@@ -249,10 +245,6 @@ class Runner:
                 "limitations": list(self.network.limitations()),
             },
         )
-
-
-def _pod_keys(namespace: str, workload: str, replicas: int) -> list[PodKey]:
-    return [PodKey(namespace, workload, i) for i in range(replicas)]
 
 
 def _app_env(plan: PodPlan) -> dict[str, str]:

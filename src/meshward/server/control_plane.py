@@ -32,7 +32,7 @@ from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
 from meshward.state.records import read_json, write_json
 from meshward.xds.snapshot import Snapshot
-from meshward.xds.translate import proxy_snapshot
+from meshward.xds.translate import translate
 
 log = logging.getLogger("meshward.control-plane")
 
@@ -48,6 +48,7 @@ class ControlPlane:
     mesh_generation: int = 0
     refused: list[str] = field(default_factory=list)
     translation_errors: dict[str, str] = field(default_factory=dict)
+    findings: list[str] = field(default_factory=list)
     last_reload: str = ""
     _reload: asyncio.Event = field(default_factory=asyncio.Event)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -108,15 +109,20 @@ class ControlPlane:
             return
         snapshots: dict[str, Snapshot] = {}
         errors: dict[str, str] = {}
+        findings = [str(d) for d in (*config.diagnostics, *diagnostics)]
         for proxy in model.proxies:
             try:
-                snapshots[proxy.node_id] = proxy_snapshot(proxy)
+                translation = translate(proxy)
             except SnapshotError as error:  # a translator bug: keep this proxy's last good
                 errors[proxy.node_id] = str(error)
                 log.error("snapshot for %s not consistent: %s", proxy.node_id, error)
+                continue
+            snapshots[proxy.node_id] = translation.snapshot
+            findings += [f"{proxy.node_id}: {d}" for d in translation.diagnostics]
         self.cache.set_snapshots(snapshots)
         self.refused = []
         self.translation_errors = errors
+        self.findings = findings
         self.generation += 1
         self.mesh_generation = mesh.generation
         log.info("generation %d: %d proxies", self.generation, len(snapshots))
@@ -131,6 +137,7 @@ class ControlPlane:
                 "last_reload": self.last_reload,
                 "refused": self.refused,
                 "translation_errors": self.translation_errors,
+                "findings": self.findings,
                 "ca_port": ca_port,
                 "proxies": self.cache.status_json(),
             }
