@@ -4,8 +4,8 @@
 
 Paths, all to the httpbin sample (`meshward.samples.httpbin`) on 127.0.0.1:
   (a) direct        wrk → backend
-  (b) meshward      wrk → meshward sidecar → (mTLS) → meshward sidecar → backend
-                    only with --with-meshward, once `meshward_pair` below is implemented
+  (b) meshward      wrk → meshward sidecar → (mTLS, HTTP/2) → meshward sidecar → backend
+                    only with --with-meshward: a real mesh (`meshward up --detach`, bench/mesh/)
   (c) envoy         wrk → Envoy → (mTLS, HTTP/2) → Envoy → backend; static config, 1 worker each
   (d) nginx         wrk → nginx → (mTLS, HTTP/1.1 keep-alive) → nginx → backend; 1 worker each
 Every pair uses the same certificates (bench/certs.py). Before measuring, each pair is checked
@@ -37,6 +37,7 @@ from typing import Any
 
 import certs
 
+from meshward import process
 from meshward.xds import envoy_binary
 
 BENCH = Path(__file__).resolve().parent
@@ -51,11 +52,19 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Processes:
-    """Children started by this run; `stop_all` stops each by PID (never by name)."""
+    """Children started by this run; `stop_all` stops each by PID (never by name).
+
+    `defer` registers a stop action for processes this run did not parent itself (the
+    meshward mesh, which `meshward down` stops); those run first, newest first.
+    """
 
     def __init__(self, logs: Path) -> None:
         self._logs = logs
         self._children: list[subprocess.Popen[bytes]] = []
+        self._deferred: list[Callable[[], None]] = []
+
+    def defer(self, stop: Callable[[], None]) -> None:
+        self._deferred.append(stop)
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = (self._logs / f"{name}.log").open("wb")
@@ -65,6 +74,12 @@ class Processes:
         return child
 
     def stop_all(self) -> None:
+        failures: list[Exception] = []
+        while self._deferred:
+            try:
+                self._deferred.pop()()
+            except Exception as error:  # stop the children anyway, then report it
+                failures.append(error)
         for child in reversed(self._children):
             if child.poll() is None:
                 child.terminate()
@@ -74,6 +89,8 @@ class Processes:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+        if failures:
+            raise failures[0]
 
 
 def free_port() -> int:
@@ -82,16 +99,24 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_http_ok(port: int, path: str, child: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    """Poll until GET path on 127.0.0.1:port answers 200 (the whole chain is up)."""
+def wait_http_ok(
+    port: int,
+    path: str,
+    child: subprocess.Popen[bytes] | None,
+    timeout: float = 20,
+    *,
+    host: str = "127.0.0.1",
+    headers: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """Poll until GET path on host:port answers 200 (the whole chain is up)."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
-        if child.poll() is not None:
+        if child is not None and child.poll() is not None:
             raise RuntimeError(f"process {child.pid} exited with {child.returncode}")
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        connection = http.client.HTTPConnection(host, port, timeout=2)
         try:
-            connection.request("GET", path)
+            connection.request("GET", path, headers=dict(headers))
             response = connection.getresponse()
             response.read()
             if response.status == 200:
@@ -102,7 +127,7 @@ def wait_http_ok(port: int, path: str, child: subprocess.Popen[bytes], timeout: 
         finally:
             connection.close()
         time.sleep(0.1)
-    raise RuntimeError(f"127.0.0.1:{port}{path} not ready after {timeout}s: {last}")
+    raise RuntimeError(f"{host}:{port}{path} not ready after {timeout}s: {last}")
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -145,13 +170,22 @@ class Proxy:
 
 @dataclass(frozen=True, slots=True)
 class Pair:
-    """A proxy pair ready for load: wrk sends to 127.0.0.1:`port`."""
+    """A proxy pair ready for load: wrk sends to `host`:`port` with `headers`.
+
+    `others` are processes measured like the proxies but reported apart (meshward's control
+    plane, agent and its own backend instance): they are not on the request path.
+    """
 
     key: str  # "a", "b", "c", "d"
     name: str
     port: int
     proxies: tuple[Proxy, ...] = ()
     server_port: int = 0  # the mTLS side, probed for STRICT; 0 for the direct path
+    host: str = "127.0.0.1"
+    server_host: str = "127.0.0.1"
+    headers: tuple[tuple[str, str], ...] = ()
+    trust_root: Path | None = None  # CA of the mTLS side; None: the bench PKI's root
+    others: tuple[Proxy, ...] = ()
 
 
 # --- (c) Envoy pair ----------------------------------------------------------------------------
@@ -421,22 +455,103 @@ def nginx_pair(processes: Processes, workdir: Path, backend_port: int, pki: cert
     return Pair("d", "nginx mTLS pair (http/1.1)", client_port, tuple(started), server_port)
 
 
-# --- (b) meshward pair: HOOK -------------------------------------------------------------------
+# --- (b) meshward pair ------------------------------------------------------------------------
+
+MESH_DIR = BENCH / "mesh"  # the bench mesh: namespace `bench`, STRICT, httpbin + idle client
+MESH_POOL = "127.150.0.0/16"  # its own loopback /16: no other mesh on this host answers there
+CLIENT_POD, SERVER_POD = "bench/client-0", "bench/httpbin-0"
+SERVER_HOST = "httpbin.bench:8000"  # the Host header the client sidecar routes by
+SERVER_PORT = 8000
+OUTBOUND_HTTP_PORT = 15001  # meshward.model.ir.OUTBOUND_HTTP_PORT: the sidecar's HTTP proxy port
+
+
+@dataclass(frozen=True, slots=True)
+class Mesh:
+    """A meshward mesh driven through its CLI, as a user runs one: `meshward up --detach` on
+    its own state directory, the state files for addresses and PIDs, `meshward down`."""
+
+    state: Path
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "meshward.cli.main", "--state-dir", str(self.state), *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def up(self, source: Path, pool: str) -> None:
+        result = self.cli("up", str(source), "--detach", "--address-pool", pool, "--timeout", "90")
+        if result.returncode != 0:
+            raise RuntimeError(f"meshward up failed:\n{result.stdout}{result.stderr}")
+
+    def record(self, name: str) -> dict[str, Any]:
+        path = self.state / name
+        value: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        return value
+
+    def pods(self) -> dict[str, dict[str, Any]]:
+        """mesh.json's pods by `<namespace>/<pod>`."""
+        return {f"{p['namespace']}/{p['pod']}": p for p in self.record("mesh.json").get("pods", [])}
+
+    def envoy_pids(self) -> dict[str, int]:
+        """agent.json's sidecar Envoy PIDs by `<namespace>/<pod>`."""
+        pods = self.record("agent.json").get("pods") or {}
+        return {name: int(pod["envoy_pid"]) for name, pod in pods.items() if pod.get("envoy_pid")}
+
+    def pid(self, record: str) -> int:
+        return int(self.record(record).get("pid") or 0)
+
+    def app_pid(self, pod: dict[str, Any]) -> int:
+        """The pod's app process: the runner's descendant whose command line has its app IP."""
+        for pid in _process_tree(self.pid("runner.json"))[1:]:
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if pod["app_ip"].encode() in argv:
+                    return pid
+        return 0
+
+    def down(self) -> None:
+        """`meshward down`, then check that every process the mesh recorded is gone."""
+        pids = [self.pid(name) for name in ("runner.json", "control-plane.json", "agent.json")]
+        pids += self.envoy_pids().values()
+        result = self.cli("down")
+        left = [pid for pid in pids if pid and process.pid_alive(pid)]
+        if left:
+            raise RuntimeError(f"meshward down left processes {left}: {result.stderr}")
 
 
 def meshward_pair(processes: Processes, workdir: Path, backend_port: int, pki: certs.Pki) -> Pair:
-    """HOOK (b) — to be implemented by the runner/agent engineer.
+    """(b) wrk → client sidecar (outbound HTTP listener) → STRICT mTLS, h2 by ALPN → server
+    sidecar → httpbin, everything programmed by meshward's control plane over ADS and
+    certified by its CA (EC P-256 leaves under an EC root, the same shape as certs.py).
 
-    Start two meshward sidecars (Envoy programmed by meshward's control plane over xDS, certs
-    from meshward's CA or `pki` via SDS) with STRICT mTLS between them, `--concurrency 1`
-    each, in front of the backend on 127.0.0.1:`backend_port`. Start every process through
-    `processes.start(name, argv)` so it is stopped by PID. Return
-    `Pair("b", "meshward sidecar pair", <client sidecar's plaintext port>,
-    (Proxy("client", <client Envoy pid>), Proxy("server", <server Envoy pid>)),
-    <server sidecar's mTLS port>)` once a GET through the pair answers 200 (`wait_http_ok`).
-    Count only the two Envoy processes as proxies (the control plane is reported apart).
+    The mesh runs its own httpbin (same module and flags as the shared backend, on the server
+    pod's app address, since a sidecar forwards to its own pod's app): `backend_port` and
+    `pki` are unused. The mesh is stopped by `meshward down` when `processes` stops, which
+    raises if any recorded process (runner, control plane, agent, Envoy) is left.
     """
-    raise NotImplementedError("meshward_pair is not implemented yet")
+    del backend_port, pki
+    mesh = Mesh(workdir / "meshward-state")
+    processes.defer(mesh.down)  # before `up`: a half-started mesh is stopped too
+    mesh.up(MESH_DIR, MESH_POOL)
+    pods, envoys = mesh.pods(), mesh.envoy_pids()
+    client, server = pods[CLIENT_POD], pods[SERVER_POD]
+    headers = (("Host", SERVER_HOST),)
+    wait_http_ok(OUTBOUND_HTTP_PORT, DEFAULT_PATH, None, host=client["pod_ip"], headers=headers)
+    others = (
+        Proxy("control-plane", mesh.pid("control-plane.json")),
+        Proxy("agent", mesh.pid("agent.json")),
+        Proxy("app httpbin", mesh.app_pid(server)),
+    )
+    return Pair(
+        "b",
+        "meshward sidecar pair",
+        OUTBOUND_HTTP_PORT,
+        (Proxy("client", envoys[CLIENT_POD]), Proxy("server", envoys[SERVER_POD])),
+        SERVER_PORT,
+        host=client["pod_ip"],
+        server_host=server["pod_ip"],
+        headers=headers,
+        trust_root=mesh.state / "ca" / "root-cert.pem",
+        others=tuple(other for other in others if other.pid),
+    )
 
 
 # --- measurement -------------------------------------------------------------------------------
@@ -470,21 +585,35 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
-def run_wrk(port: int, path: str, seconds: float) -> dict[str, Any]:
+def run_wrk(
+    port: int,
+    path: str,
+    seconds: float,
+    *,
+    host: str = "127.0.0.1",
+    headers: tuple[tuple[str, str], ...] = (),
+) -> dict[str, Any]:
     argv = [
         "wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", f"{seconds:g}s", "--latency",
-        f"http://127.0.0.1:{port}{path}",
+        *(arg for name, value in headers for arg in ("-H", f"{name}: {value}")),
+        f"http://{host}:{port}{path}",
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 30)
     return parse_wrk(result.stdout)
 
 
-def refuses_without_client_cert(port: int, pki: certs.Pki) -> bool:
-    """True if the server side of a pair refuses a TLS client that has no certificate."""
-    context = ssl.create_default_context(cafile=str(pki.root))
+def refuses_without_client_cert(
+    port: int, pki: certs.Pki, *, host: str = "127.0.0.1", trust_root: Path | None = None
+) -> bool:
+    """True if the server side of a pair refuses a TLS client that has no certificate.
+
+    `trust_root` is the CA that signed the server (default: the bench PKI's root): the probe
+    must trust the server, or a failed server check would pass for a refusal.
+    """
+    context = ssl.create_default_context(cafile=str(trust_root or pki.root))
     context.check_hostname = False
     # Connecting is outside the `try`: a closed port is a broken probe, not a refusal.
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
+    with socket.create_connection((host, port), timeout=3) as raw:
         try:
             with context.wrap_socket(raw, server_hostname=pki.server.dns_name) as tls:
                 tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -505,19 +634,27 @@ class PathResult:
     load: dict[str, Any] = field(default_factory=dict)
     proxies: list[dict[str, Any]] = field(default_factory=list)
     strict_mtls_verified: bool | None = None
+    others: list[dict[str, Any]] = field(default_factory=list)
 
 
 def measure(pair: Pair, path: str, seconds: float, pki: certs.Pki) -> PathResult:
     result = PathResult(pair.key, pair.name)
     if pair.server_port:
-        result.strict_mtls_verified = refuses_without_client_cert(pair.server_port, pki)
-    run_wrk(pair.port, path, 1)  # warm-up: connections, TLS sessions, allocator pools
+        result.strict_mtls_verified = refuses_without_client_cert(
+            pair.server_port, pki, host=pair.server_host, trust_root=pair.trust_root
+        )
+    # Warm-up: connections, TLS sessions, allocator pools.
+    run_wrk(pair.port, path, 1, host=pair.host, headers=pair.headers)
+    measured = (*pair.proxies, *pair.others)
+    # A proxy counts with its descendants (nginx's worker); an `other` alone (meshward's
+    # agent is the parent of the sidecar Envoys, which are counted as proxies).
     trees = {proxy.role: _process_tree(proxy.pid) for proxy in pair.proxies}
+    trees |= {other.role: [other.pid] for other in pair.others}
     before = {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in trees.items()}
-    result.load = run_wrk(pair.port, path, seconds)
-    for proxy in pair.proxies:
+    result.load = run_wrk(pair.port, path, seconds, host=pair.host, headers=pair.headers)
+    for proxy in measured:
         pids = trees[proxy.role]
-        result.proxies.append(
+        (result.proxies if proxy in pair.proxies else result.others).append(
             {
                 "role": proxy.role,
                 "pids": pids,
@@ -558,6 +695,11 @@ def table(results: dict[str, PathResult], rates: dict[str, float]) -> str:
             f"{label:<34} {load['rps']:>9.0f} {load['p50_ms']:>8.2f} {load['p99_ms']:>8.2f} "
             f"{rss:>12} {cpu:>11} {strict:>5}" + (f"  ERRORS {errors}" if errors else "")
         )
+        if result.others:
+            lines.append(
+                "    off the request path: "
+                + ", ".join(f"{o['role']} {o['rss_mb']} MB {o['cpu_s']} s" for o in result.others)
+            )
     lines.append("ratios (req/s): " + ", ".join(f"{k} {v}" for k, v in rates.items()))
     return "\n".join(lines)
 

@@ -107,7 +107,7 @@ def _run_foreground(state: StateDir, network: Loopback, timeout: float) -> int:
             print("mesh not ready:\n  " + "\n  ".join(problems), file=sys.stderr)
         else:
             inspect.print_status(state)
-            print("\nmesh running; Ctrl-C stops it")
+            print("\nmesh running; Ctrl-C stops it", flush=True)
         await task
 
     asyncio.run(main())
