@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: example directory {example} not found (run from the repository root)")
         return 1
     state = StateDir(args.state_dir)
+    # Ctrl-C or SIGTERM at any point stops the mesh (the `finally` below). Installed explicitly:
+    # a shell that starts the demo in the background makes it inherit SIGINT as ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     print(f"meshward demo: {example} in loopback network mode (no root needed)")
     try:
         Runner.claim(state)
@@ -59,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         _what_next(args.state_dir)
         _wait_for_interrupt()
         return 0 if ok else 1
+    except KeyboardInterrupt:
+        return 130
     finally:
         print("\nstopping the mesh ...", flush=True)
         lifecycle.stop_mesh(state)
@@ -108,6 +114,10 @@ What to try next (in another terminal, from the repository root):
   {m} verify                         run the probes again
 Ctrl-C stops the mesh."""
     )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait_for_interrupt() -> None:
