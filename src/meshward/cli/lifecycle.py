@@ -64,6 +64,9 @@ def up(args: argparse.Namespace) -> int:
         network = Loopback(args.address_pool)
         network.check()
         diagnostics = Runner.seed(state, [args.path])
+        if args.ca_dir is not None and not has_errors(diagnostics):
+            trust_domain = load([state.config]).mesh.trust_domain
+            Runner.install_ca(state, args.ca_dir, trust_domain)
     except MeshwardError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

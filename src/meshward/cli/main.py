@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--detach", action="store_true", help="return once the mesh is ready")
     up.add_argument("--address-pool", default=DEFAULT_POOL, help="a /16 inside 127.0.0.0/8")
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
+    up.add_argument(
+        "--ca-dir",
+        type=Path,
+        help="plug-in CA: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem (Istio names); "
+        "default: a self-signed root made on first start",
+    )
 
     commands.add_parser("down", help="stop the mesh")
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from meshward.ca import pemfile, plugin
 from meshward.ca.authority import CertificateAuthority
 from meshward.ca.credentials import WorkloadTokens
 from meshward.config import load
@@ -75,6 +76,32 @@ class Runner:
             return config.diagnostics
         write_store(state.config, read_paths(paths))
         return config.diagnostics
+
+    @staticmethod
+    def install_ca(state: StateDir, source: Path, trust_domain: str) -> None:
+        """Use the Istio plug-in CA files in `source` (ca-cert.pem, ca-key.pem,
+        root-cert.pem, cert-chain.pem) for this mesh: checked first, then copied into the
+        state directory (key 0600). A state directory that already has a different CA is
+        refused: changing the root of a mesh is a root rotation, not a restart."""
+        now = datetime.now(UTC)
+        CertificateAuthority.load_or_create(source, trust_domain=trust_domain, now=now)
+        existing = [name for name in plugin.FILES if (state.ca / name).exists()]
+        if existing:
+            same = all(
+                (state.ca / name).read_bytes() == (source / name).read_bytes()
+                for name in plugin.FILES
+                if (state.ca / name).exists()
+            )
+            if not same:
+                raise StateError(
+                    f"{state.ca} already holds another CA; use a new --state-dir "
+                    "(changing a mesh's root is a root rotation)"
+                )
+            return
+        state.ca.mkdir(parents=True, exist_ok=True)
+        for name in plugin.FILES:
+            mode = pemfile.PRIVATE if name == plugin.CA_KEY else pemfile.PUBLIC
+            pemfile.write_atomic(state.ca / name, (source / name).read_bytes(), mode=mode)
 
     async def run(self, on_ready: asyncio.Future[None] | None = None) -> None:
         self.network.check()
