@@ -138,7 +138,81 @@ class DestinationRule:
     workload_selector: Labels | None
 
 
-Resource = Service | Workload | MeshConfig | PeerAuthentication | DestinationRule
+AuthzAction = Literal["ALLOW", "DENY", "AUDIT", "CUSTOM"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzSource:
+    """`rules[].from[].source`, values as written (validated: principals, CIDRs, namespaces)."""
+
+    principals: tuple[str, ...] = ()
+    not_principals: tuple[str, ...] = ()
+    request_principals: tuple[str, ...] = ()
+    not_request_principals: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    not_namespaces: tuple[str, ...] = ()
+    service_accounts: tuple[str, ...] = ()  # "namespace/name"
+    not_service_accounts: tuple[str, ...] = ()
+    ip_blocks: tuple[str, ...] = ()  # "10.0.0.1" or "10.0.0.0/16", IPv4 or IPv6
+    not_ip_blocks: tuple[str, ...] = ()
+    remote_ip_blocks: tuple[str, ...] = ()
+    not_remote_ip_blocks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzOperation:
+    """`rules[].to[].operation`."""
+
+    hosts: tuple[str, ...] = ()
+    not_hosts: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    not_ports: tuple[int, ...] = ()
+    methods: tuple[str, ...] = ()
+    not_methods: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    not_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzCondition:
+    """`rules[].when[]`: a documented key (validated), with values and/or notValues."""
+
+    key: str
+    values: tuple[str, ...] = ()
+    not_values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzRuleSpec:
+    """One rule: from (OR of sources) AND to (OR of operations) AND when (AND of conditions).
+    An empty tuple means the clause is absent (matches everything)."""
+
+    sources: tuple[AuthzSource, ...] = ()
+    operations: tuple[AuthzOperation, ...] = ()
+    conditions: tuple[AuthzCondition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationPolicy:
+    """`security.istio.io/v1` AuthorizationPolicy.
+
+    `selector` None: namespace-wide (mesh-wide in the root namespace). `rules` is () both when
+    absent and when empty: an ALLOW policy without rules allows nothing, a DENY or AUDIT policy
+    without rules matches nothing (Istio). `dry_run` is the `istio.io/dry-run: "true"`
+    annotation. `provider` is spec.provider.name (CUSTOM only).
+    """
+
+    meta: Meta
+    selector: Labels | None
+    action: AuthzAction
+    provider: str
+    rules: tuple[AuthzRuleSpec, ...]
+    dry_run: bool
+
+
+Resource = (
+    Service | Workload | MeshConfig | PeerAuthentication | DestinationRule | AuthorizationPolicy
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +229,4 @@ class ConfigSet:
     peer_authentications: tuple[PeerAuthentication, ...]
     destination_rules: tuple[DestinationRule, ...]
     diagnostics: tuple[Diagnostic, ...] = ()
+    authorization_policies: tuple[AuthorizationPolicy, ...] = ()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from meshward.config.resources import Labels
+from meshward.model.authorization import NO_AUTHZ, PortAuthz
 from meshward.identity import SpiffeId
 
 Protocol = Literal["HTTP", "HTTP2", "GRPC", "TCP"]
@@ -108,12 +109,14 @@ class InboundPort:
 
     `mtls_source` says which policy decided the mode, for status and explain output, e.g.
     `PeerAuthentication foo/strict (port 8000)` or `default (no PeerAuthentication)`.
+    `authz`: the AuthorizationPolicies in force on this port (model/authorization.py).
     """
 
     port: int
     protocol: Protocol
     mtls: EffectiveMtls
     mtls_source: str
+    authz: PortAuthz = NO_AUTHZ
 
     @property
     def cluster_name(self) -> str:
