@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from meshward.config.resources import Labels
-from meshward.model.authorization import NO_AUTHZ, PortAuthz
 from meshward.identity import SpiffeId
+from meshward.model.authorization import NO_AUTHZ, PortAuthz
 
 Protocol = Literal["HTTP", "HTTP2", "GRPC", "TCP"]
 EffectiveMtls = Literal["STRICT", "PERMISSIVE", "DISABLE"]
