@@ -77,6 +77,9 @@ def status_value(state: StateDir) -> dict[str, Any]:
 
 def print_status(state: StateDir) -> None:
     value = status_value(state)
+    if value["phase"] in ("not running", "stopped"):
+        print(f"no mesh running from {state.root} (meshward up DIR starts one)")
+        return
     print(
         f"mesh: {value['phase']} ({value['network']} network), config generation "
         f"{value['generation']}, trust domain {value['trust_domain']}, xDS {value['xds']}"

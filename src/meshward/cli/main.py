@@ -14,8 +14,10 @@ demo [--check]             the seed system, verified (the README's `make demo`)
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 from meshward.cli import inspect, lifecycle
@@ -30,12 +32,18 @@ def _parser() -> argparse.ArgumentParser:
         default=Path(".meshward"),
         help="state directory of the mesh (default ./.meshward)",
     )
+    # --state-dir is accepted before or after the command (`meshward status --state-dir X`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    validate = commands.add_parser("validate", help="check config files; non-zero on errors")
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], **kwargs)
+
+    validate = command("validate", help="check config files; non-zero on errors")
     validate.add_argument("paths", nargs="+", type=Path)
 
-    up = commands.add_parser("up", help="start a mesh from a directory of YAML")
+    up = command("up", help="start a mesh from a directory of YAML")
     up.add_argument("path", type=Path)
     up.add_argument("--network", choices=["loopback"], default="loopback")
     up.add_argument("--detach", action="store_true", help="return once the mesh is ready")
@@ -48,28 +56,28 @@ def _parser() -> argparse.ArgumentParser:
         "default: a self-signed root made on first start",
     )
 
-    commands.add_parser("down", help="stop the mesh")
+    command("down", help="stop the mesh")
 
-    status = commands.add_parser("status", help="show the running mesh")
+    status = command("status", help="show the running mesh")
     status.add_argument("--json", action="store_true")
 
-    logs = commands.add_parser("logs", help="show a workload's log")
+    logs = command("logs", help="show a workload's log")
     logs.add_argument("workload")
     logs.add_argument("-n", "--namespace")
     logs.add_argument("--sidecar", action="store_true", help="the sidecar Envoy's log")
 
-    exec_ = commands.add_parser("exec", help="run a command in a workload's network context")
+    exec_ = command("exec", help="run a command in a workload's network context")
     exec_.add_argument("workload")
     exec_.add_argument("-n", "--namespace")
     exec_.add_argument("argv", nargs="*", help="the command, after --")
 
-    apply = commands.add_parser("apply", help="validate and hot-apply config")
+    apply = command("apply", help="validate and hot-apply config")
     apply.add_argument("-f", "--filename", dest="paths", type=Path, action="append", required=True)
 
-    verify = commands.add_parser("verify", help="probe the running mesh")
+    verify = command("verify", help="probe the running mesh")
     verify.add_argument("--json", action="store_true")
 
-    demo = commands.add_parser("demo", help="run the seed system, verified")
+    demo = command("demo", help="run the seed system, verified")
     demo.add_argument("--check", action="store_true", help="exit after verification")
     demo.add_argument("--example", type=Path, default=None)
     demo.add_argument("--address-pool", default=DEFAULT_POOL, help="a /16 inside 127.0.0.0/8")
@@ -77,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # `meshward status | head` ends quietly, as Unix tools do.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     words = list(sys.argv[1:] if argv is None else argv)
     # Everything after the first `--` is the command of `exec`, never meshward's options.
     tail: list[str] = []
