@@ -17,8 +17,8 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from meshward.cli import inspect, lifecycle
 from meshward.runner.network import DEFAULT_POOL
