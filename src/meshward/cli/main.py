@@ -14,7 +14,6 @@ demo [--check]             the seed system, verified (the README's `make demo`)
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,8 +84,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # `meshward status | head` ends quietly, as Unix tools do.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     words = list(sys.argv[1:] if argv is None else argv)
     # Everything after the first `--` is the command of `exec`, never meshward's options.
     tail: list[str] = []
@@ -107,7 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "verify": inspect.verify,
         "demo": lifecycle.demo,
     }
-    return handlers[args.command](args)
+    try:
+        return handlers[args.command](args)
+    except BrokenPipeError:
+        # `meshward status | head`: the reader left; end quietly, as Unix tools do. (SIGPIPE
+        # itself stays ignored: the verifier writes to sockets a refusing peer has closed.)
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
