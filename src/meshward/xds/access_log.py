@@ -8,18 +8,29 @@ proxy CPU (measured with bench/dataplane.py; see bench/README.md). The agent kee
 stdout in the pod's sidecar log; the verifier reads it to prove which identity a server
 authenticated (`peer`), and later the audit store and `authz explain` will read the same keys.
 The keys are a contract (verify/access_log.py): add keys freely, never rename one.
+
+Authorization (xds/rbac.py) adds what a denial and a dry-run need to explain themselves:
+`details` (HTTP) or `termination` (TCP) carry Envoy's `rbac_access_denied_matched_policy[<rule
+id>]` (`[none]`: an ALLOW engine matched no rule); `rbac` is the RBAC filter's whole
+dynamic-metadata namespace, in which every engine writes under its stat prefix
+(`meshward_deny_enforced_effective_policy_id`, `meshward_dryrun_<ns>_<name>_shadow_engine_result`
+...); `audit` is true when an AUDIT rule matched. `denial` and `shadow_decisions` read them;
+they are the only code that needs to know the key names.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import base_pb2, substitution_format_string_pb2
 from envoy.extensions.access_loggers.stream.v3 import stream_pb2
 from google.protobuf import struct_pb2
 
-from meshward.xds import core
+from meshward.xds import core, rbac
 
 STDOUT_LOGGER = "envoy.access_loggers.stdout"
 MARKER = "meshward-access"
@@ -41,6 +52,9 @@ _COMMON = {
     "bytes_received": "%BYTES_RECEIVED%",
     "bytes_sent": "%BYTES_SENT%",
     "duration_ms": "%DURATION%",
+    "termination": "%CONNECTION_TERMINATION_DETAILS%",
+    # Set by an RBAC engine with action LOG (AUDIT) in Envoy's shared namespace.
+    "audit": "%DYNAMIC_METADATA(envoy.common:access_log_hint)%",
 }
 _HTTP = {
     "protocol": "%PROTOCOL%",
@@ -51,6 +65,10 @@ _HTTP = {
     "details": "%RESPONSE_CODE_DETAILS%",
     "probe": "%REQ(X-MESHWARD-PROBE)%",
     "request_id": "%REQ(X-REQUEST-ID)%",
+    "rbac": f"%DYNAMIC_METADATA({rbac.HTTP_RBAC})%",
+}
+_TCP = {
+    "rbac": f"%DYNAMIC_METADATA({rbac.NETWORK_RBAC})%",
 }
 
 
@@ -75,7 +93,7 @@ def failures_only() -> accesslog_pb2.AccessLogFilter:
 def access_log(
     direction: Direction, *, http: bool, only_failures: bool = False
 ) -> accesslog_pb2.AccessLog:
-    fields = {"direction": direction, **_COMMON, **(_HTTP if http else {})}
+    fields = {"direction": direction, **_COMMON, **(_HTTP if http else _TCP)}
     log_format = struct_pb2.Struct()
     log_format.update(fields)
     stdout = stream_pb2.StdoutAccessLog(
@@ -85,3 +103,73 @@ def access_log(
     if only_failures:
         log.filter.CopyFrom(failures_only())
     return log
+
+
+# --- reading entries -------------------------------------------------------------------------
+
+_DENIED = re.compile(r"rbac_access_denied_matched_policy\[(?P<policy>.*)\]")
+_RULE_ID = re.compile(r"ns\[(?P<ns>[^\]]*)\]-policy\[(?P<name>[^\]]*)\]-rule\[(?P<rule>\d+)\]")
+_SHADOW_RESULT = "shadow_engine_result"
+_SHADOW_POLICY = "shadow_effective_policy_id"
+_CUSTOM_MATCHED = "meshward_custom_enforced_effective_policy_id"
+
+
+def parse_rule_id(rule_id: str) -> tuple[str, int] | None:
+    """`ns[<ns>]-policy[<name>]-rule[<i>]` → ("<ns>/<name>", i), else None."""
+    found = _RULE_ID.fullmatch(rule_id)
+    if found is None:
+        return None
+    return f"{found['ns']}/{found['name']}", int(found["rule"])
+
+
+def denial(entry: Mapping[str, Any]) -> tuple[str, str, int | None] | None:
+    """(policy "ns/name", action, rule index) of an RBAC denial, or None if the entry is not
+    one. A request no ALLOW rule matched gives ("", "ALLOW", None). The action is "CUSTOM"
+    when the CUSTOM engine (fail closed) denied an HTTP request, else "DENY"; on TCP Envoy
+    records no more than the rule, so a CUSTOM denial reads as "DENY" there."""
+    for key in ("details", "termination"):
+        found = _DENIED.fullmatch(str(entry.get(key) or ""))
+        if found is None:
+            continue
+        policy = found["policy"]
+        if policy == "none":
+            return "", "ALLOW", None
+        parsed = parse_rule_id(policy)
+        if parsed is None:
+            return policy, "DENY", None
+        metadata = entry.get("rbac")
+        custom = isinstance(metadata, Mapping) and metadata.get(_CUSTOM_MATCHED) == policy
+        return parsed[0], "CUSTOM" if custom else "DENY", parsed[1]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowDecision:
+    """What one dry-run policy would have done with the request: `would_allow` is the shadow
+    engine's result; `rule` is the rule that matched (None when none did — a dry-run ALLOW
+    that matched nothing would deny, a dry-run DENY that matched nothing would allow)."""
+
+    policy: str
+    rule: int | None
+    would_allow: bool
+
+
+def shadow_decisions(entry: Mapping[str, Any]) -> tuple[ShadowDecision, ...]:
+    """Every dry-run policy's decision on this request, by policy (from the `rbac` key)."""
+    metadata = entry.get("rbac")
+    if not isinstance(metadata, Mapping):
+        return ()
+    decisions: list[ShadowDecision] = []
+    for key, result in metadata.items():
+        if not (isinstance(key, str) and key.endswith(_SHADOW_RESULT)):
+            continue
+        prefix = key[: -len(_SHADOW_RESULT)]
+        policy = rbac.policy_of_dry_run_prefix(prefix)
+        if policy is None:
+            continue
+        rule: int | None = None
+        parsed = parse_rule_id(str(metadata.get(prefix + _SHADOW_POLICY) or ""))
+        if parsed is not None:
+            policy, rule = parsed
+        decisions.append(ShadowDecision(policy, rule, would_allow=result == "allowed"))
+    return tuple(sorted(decisions, key=lambda d: d.policy))

@@ -3,11 +3,14 @@
 Called by translate.py. Inbound filter chains follow the port's effective mTLS mode (decided
 by model/ from PeerAuthentication); the table `_CHAINS` maps mode to chains. The HTTP
 connection manager is built in exactly one function, `http_connection_manager`, so that
-filters added later (access log, authn, RBAC) are added in one place.
+filters added later (access log, authn, RBAC) are added in one place. AuthorizationPolicies
+become RBAC filters (xds/rbac.py): HTTP filters before the router, network filters before
+tcp_proxy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import MappingProxyType
 
 from envoy.config.core.v3 import base_pb2
@@ -21,7 +24,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from meshward.model import ir
-from meshward.xds import access_log, core, route, tls
+from meshward.xds import access_log, core, rbac, route, tls
 
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
 TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
@@ -46,9 +49,11 @@ def http_connection_manager(
     routes: route_pb2.RouteConfiguration | str,
     peer_certificate: bool,
     direction: access_log.Direction,
+    http_filters: Sequence[hcm_pb2.HttpFilter] = (),
 ) -> hcm_pb2.HttpConnectionManager:
     """The one place an HCM is built. `routes` is an inline route config or an RDS name
-    (fetched over ADS). With `peer_certificate` (an mTLS chain) the app receives
+    (fetched over ADS). `http_filters` run in order before the router (inbound: the port's
+    RBAC filters, xds/rbac.py). With `peer_certificate` (an mTLS chain) the app receives
     `X-Forwarded-Client-Cert` carrying the caller's SPIFFE URI; without it, any XFCC a client
     sent is stripped so it cannot be forged (Envoy HCM docs, forward_client_cert_details)."""
     manager = _HCM(stat_prefix=stat_prefix, codec_type=_HCM.AUTO)
@@ -68,6 +73,7 @@ def http_connection_manager(
     manager.access_log.append(
         access_log.access_log(direction, http=True, only_failures=direction == "outbound")
     )
+    manager.http_filters.extend(http_filters)
     manager.http_filters.add(name=ROUTER_FILTER, typed_config=core.pack(router_pb2.Router()))
     return manager
 
@@ -103,9 +109,12 @@ def _inbound_chain(
             routes=route.inbound_route(port),
             peer_certificate=mtls,
             direction="inbound",
+            http_filters=rbac.http_filters(port.authz),
         )
         chain.filters.append(_hcm_filter(manager))
     else:
+        # Network RBAC decides on the connection's first bytes, before tcp_proxy forwards them.
+        chain.filters.extend(rbac.network_filters(port.authz, stat_prefix=f"inbound_{port.port}"))
         chain.filters.append(_tcp_proxy_filter(port.cluster_name, "inbound"))
     return chain
 
