@@ -271,6 +271,8 @@ def test_policies_enforced_and_explained(pki: Pki, tmp_path: Path) -> None:
     )
     requests = {
         "admin": "/admin/users",
+        # Normalised (RFC 3986 §6) before RBAC sees it: still the admin rule.
+        "dotted": "/api/../admin/users",
         "unmatched": "/other",
         "allowed": "/api/items",
         "dry": "/api/dry",
@@ -289,12 +291,20 @@ def test_policies_enforced_and_explained(pki: Pki, tmp_path: Path) -> None:
         tcp_reply = _tcp_exchange(tcp_local)
         nothing = _get(proxy_port, f"http://nothing:{nothing_port}/api/items", "nothing")
 
-    assert statuses == {"admin": 403, "unmatched": 403, "allowed": 200, "dry": 200, "audited": 200}
+    assert statuses == {
+        "admin": 403,
+        "dotted": 403,
+        "unmatched": 403,
+        "allowed": 200,
+        "dry": 200,
+        "audited": 200,
+    }
     assert (tcp_reply, nothing) == (b"", 403)
     entries = _entries(server_log)
     by_probe = {e["probe"]: e for e in entries if e.get("probe") not in (None, "-")}
     assert {probe: access_log.denial(by_probe[probe]) for probe in requests} == {
         "admin": ("default/no-admin", "DENY", 0),
+        "dotted": ("default/no-admin", "DENY", 0),
         "unmatched": ("", "ALLOW", None),
         "allowed": None,
         "dry": None,
@@ -316,6 +326,7 @@ def test_policies_enforced_and_explained(pki: Pki, tmp_path: Path) -> None:
     }
     assert {probe: by_probe[probe]["audit"] for probe in requests} == {
         "admin": False,
+        "dotted": False,
         "unmatched": False,
         "allowed": False,
         "dry": False,

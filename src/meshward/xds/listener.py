@@ -57,6 +57,10 @@ def http_connection_manager(
     `X-Forwarded-Client-Cert` carrying the caller's SPIFFE URI; without it, any XFCC a client
     sent is stripped so it cannot be forged (Envoy HCM docs, forward_client_cert_details)."""
     manager = _HCM(stat_prefix=stat_prefix, codec_type=_HCM.AUTO)
+    # RFC 3986 §6 path normalisation before any filter sees the path, so `/./admin` or
+    # `/x/../admin` cannot slip past a path rule in an AuthorizationPolicy (Istio's default
+    # pathNormalization BASE does the same; Envoy's own default is off).
+    manager.normalize_path.value = True
     if isinstance(routes, str):
         manager.rds.route_config_name = routes
         manager.rds.config_source.CopyFrom(core.ads_source())
