@@ -41,7 +41,7 @@ spec: {selector: {app: web}, ports: [{name: http, port: 8080}]}
             ":5 spec.mtls.mode",
         ),
         (
-            "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+            "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\n"
             "metadata: {name: a, namespace: b}\nspec: {}\n",
             "MW0127",
             ":2",

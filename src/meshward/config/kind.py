@@ -4,8 +4,8 @@ Called by `meshward.config.loader` for every document. A document is decoded in 
 order: `apiVersion`/`kind` (MW0103, then MW0104 for a kind nobody knows), the structural
 problems found while reading the YAML (MW0124), `metadata`, then the kind's own parser for
 `spec`. Kinds that Istio defines but meshward does not implement yet are recognised and
-reported, never silently ignored: a security kind is an error (fail closed: a user who wrote an
-AuthorizationPolicy must not get a mesh that ignores it, MW0127); any other is a warning
+reported, never silently ignored: a security kind is an error (fail closed: a user who wrote a
+RequestAuthentication must not get a mesh that ignores it, MW0127); any other is a warning
 (MW0105).
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from meshward.config import (
+    authorization_policy,
     destination_rule,
     document,
     mesh_config,
@@ -30,6 +31,8 @@ from meshward.config.resources import Labels, Meta, Resource
 from meshward.diagnostics import Diagnostic
 
 Parser = Callable[[Fields, Meta, Labels], Resource | None]
+AnnotatedParser = Callable[[Fields, Meta, Labels, document.Mapping | None], Resource | None]
+"""A parser that also reads `metadata.annotations` (AuthorizationPolicy: istio.io/dry-run)."""
 
 _NETWORKING = ("networking.istio.io/v1", "networking.istio.io/v1beta1")
 _NETWORKING_ALL = (*_NETWORKING, "networking.istio.io/v1alpha3")
@@ -41,8 +44,9 @@ _MESHWARD = ("meshward.io/v1alpha1",)
 class Kind:
     """A kind and the apiVersions it is served under.
 
-    `parse` is None for a recognised kind that is not supported yet; `unsupported_code` says
-    how loudly that is reported. `name_rule` is the shape metadata.name must have.
+    `parse` (or `parse_annotated`, for kinds whose annotations carry meaning) is None for a
+    recognised kind that is not supported yet; `unsupported_code` says how loudly that is
+    reported. `name_rule` is the shape metadata.name must have.
     """
 
     kind: str
@@ -50,6 +54,7 @@ class Kind:
     parse: Parser | None = None
     unsupported_code: str = ""
     name_rule: metadata.NameRule = "subdomain"
+    parse_annotated: AnnotatedParser | None = None
 
 
 KINDS: tuple[Kind, ...] = (
@@ -59,7 +64,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("MeshConfig", _MESHWARD, mesh_config.parse),
     Kind("PeerAuthentication", _SECURITY, peer_authentication.parse),
     Kind("DestinationRule", _NETWORKING_ALL, destination_rule.parse),
-    Kind("AuthorizationPolicy", _SECURITY, unsupported_code="MW0127"),
+    Kind("AuthorizationPolicy", _SECURITY, parse_annotated=authorization_policy.parse),
     Kind("RequestAuthentication", _SECURITY, unsupported_code="MW0127"),
     Kind("Gateway", _NETWORKING_ALL, unsupported_code="MW0105"),
     Kind("VirtualService", _NETWORKING_ALL, unsupported_code="MW0105"),
@@ -117,7 +122,7 @@ def _decode(doc: document.Document, order: int, report: Report) -> Resource | No
     if entry is None:
         top.disallow("kind", _unknown(api_version, kind_name), code="MW0104")
         return None
-    if entry.parse is None:
+    if entry.parse is None and entry.parse_annotated is None:
         top.disallow(
             "kind", f"{api_version} {kind_name} is not supported yet", code=entry.unsupported_code
         )
@@ -140,8 +145,22 @@ def _decode(doc: document.Document, order: int, report: Report) -> Resource | No
     )
     spec = spec or Fields.empty(top.line_of("spec"), "spec", report)
     # Without a usable name the spec is still read, so every problem is reported in one go.
-    resource = entry.parse(spec, meta or _placeholder(api_version, kind_name, doc), labels)
+    named = meta or _placeholder(api_version, kind_name, doc)
+    if entry.parse_annotated is not None:
+        resource = entry.parse_annotated(spec, named, labels, _annotations(root))
+    else:
+        assert entry.parse is not None  # checked above
+        resource = entry.parse(spec, named, labels)
     return resource if meta is not None else None
+
+
+def _annotations(root: document.Mapping) -> document.Mapping | None:
+    """The raw `metadata.annotations` mapping (its values were type-checked by metadata)."""
+    meta = root.get("metadata")
+    if meta is None or not isinstance(meta.value, document.Mapping):
+        return None
+    found = meta.value.get("annotations")
+    return found.value if found is not None and isinstance(found.value, document.Mapping) else None
 
 
 def _placeholder(api_version: str, kind_name: str, doc: document.Document) -> Meta:

@@ -17,6 +17,7 @@ from pathlib import Path
 from meshward.config import document, kind, mesh_config, source
 from meshward.config.report import Report
 from meshward.config.resources import (
+    AuthorizationPolicy,
     ConfigSet,
     DestinationRule,
     MeshConfig,
@@ -117,4 +118,7 @@ class _Assembly:
             peer_authentications=tuple(r for r in resources if isinstance(r, PeerAuthentication)),
             destination_rules=tuple(r for r in resources if isinstance(r, DestinationRule)),
             diagnostics=(*prefix, *self.diagnostics),
+            authorization_policies=tuple(
+                r for r in resources if isinstance(r, AuthorizationPolicy)
+            ),
         )
