@@ -145,9 +145,9 @@ def _apps(*ports: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _envoy(proxy: ir.ProxyModel, secrets: Path, log_file: Path) -> Iterator[None]:
-    """A running Envoy for `proxy`, stopped (by PID) on exit. Envoy buffers its stdout access
-    log, so `log_file` is complete only once the context has exited."""
+def _envoy(proxy: ir.ProxyModel, secrets: Path, log_file: Path) -> Iterator[tuple[str, int]]:
+    """A running Envoy for `proxy` (yields its admin address), stopped by PID on exit. Envoy
+    buffers its stdout access log, so `log_file` is complete only once the context exited."""
     admin = (proxy.pod.address.pod_ip, _free_port(proxy.pod.address.pod_ip))
     config = bootstrap.static_bootstrap(
         translate.proxy_snapshot(proxy), admin=admin, node_id=proxy.node_id, secrets_dir=secrets
@@ -171,7 +171,7 @@ def _envoy(proxy: ir.ProxyModel, secrets: Path, log_file: Path) -> Iterator[None
         )
     try:
         _wait_ready(admin, process)
-        yield
+        yield admin
     finally:
         process.terminate()
         try:
@@ -219,6 +219,22 @@ def _tcp_exchange(port: int) -> bytes:
             while chunk := raw.recv(4096):
                 reply += chunk
     return reply
+
+
+def _rbac_stats(admin: tuple[str, int], prefix: str) -> dict[str, int]:
+    """Envoy's counters under `prefix` (prefix removed), from the admin `/stats` page."""
+    connection = http.client.HTTPConnection(*admin, timeout=5)
+    try:
+        connection.request("GET", "/stats?usedonly")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(": ")
+        if name.startswith(prefix) and value.isdigit():
+            found[name[len(prefix) :]] = int(value)
+    return found
 
 
 def _entries(log_file: Path) -> list[dict[str, Any]]:
@@ -281,7 +297,7 @@ def test_policies_enforced_and_explained(pki: Pki, tmp_path: Path) -> None:
     server_log = tmp_path / "web.log"
     with (
         _apps(http_port, tcp_port, nothing_port),
-        _envoy(server, pki.leaf_dir(SERVER_URI), server_log),
+        _envoy(server, pki.leaf_dir(SERVER_URI), server_log) as admin,
         _envoy(client, pki.leaf_dir(CLIENT_URI), tmp_path / "client.log"),
     ):
         statuses = {
@@ -290,6 +306,7 @@ def test_policies_enforced_and_explained(pki: Pki, tmp_path: Path) -> None:
         }
         tcp_reply = _tcp_exchange(tcp_local)
         nothing = _get(proxy_port, f"http://nothing:{nothing_port}/api/items", "nothing")
+        stats = _rbac_stats(admin, f"http.inbound_{http_port}.rbac.")
 
     assert statuses == {
         "admin": 403,
@@ -337,3 +354,23 @@ def test_policies_enforced_and_explained(pki: Pki, tmp_path: Path) -> None:
         "rbac_access_denied_matched_policy[ns[default]-policy[deny-tcp]-rule[0]]"
     )
     assert access_log.denial(tcp_entry) == ("default/deny-tcp", "DENY", 0)
+    # Metrics per engine and per rule: the dry-run rule would have denied one request.
+    dry, deny = "meshward_dryrun_default_dry-deny_", "meshward_deny_"
+    assert {
+        key: stats.get(key)
+        for key in (
+            f"{dry}.shadow_denied",
+            f"{dry}.policy.ns[default]-policy[dry-deny]-rule[0].shadow_denied",
+            f"{deny}.denied",
+            f"{deny}.policy.ns[default]-policy[no-admin]-rule[0].denied",
+            "meshward_allow_.denied",
+            "meshward_allow_.allowed",
+        )
+    } == {
+        f"{dry}.shadow_denied": 1,
+        f"{dry}.policy.ns[default]-policy[dry-deny]-rule[0].shadow_denied": 1,
+        f"{deny}.denied": 2,
+        f"{deny}.policy.ns[default]-policy[no-admin]-rule[0].denied": 2,
+        "meshward_allow_.denied": 1,
+        "meshward_allow_.allowed": 3,
+    }
