@@ -53,6 +53,14 @@ def _paths(kind: str, value: str) -> OperationMatch:
 
 HTTP_AUTHZ = PortAuthz(
     (
+        # CUSTOM fails closed (no external authorizer yet): what it would send is denied.
+        AuthzPolicy(
+            "default",
+            "ext",
+            "CUSTOM",
+            (AuthzRule(0, operations=(_paths("prefix", "/api/ext"),)),),
+            provider="opa",
+        ),
         AuthzPolicy(
             "default",
             "no-admin",
@@ -292,6 +300,7 @@ def test_policies_enforced_and_explained(pki: Pki, tmp_path: Path) -> None:
         "unmatched": "/other",
         "allowed": "/api/items",
         "dry": "/api/dry",
+        "custom": "/api/ext/call",
         "audited": "/api/audited",
     }
     server_log = tmp_path / "web.log"
@@ -314,6 +323,7 @@ def test_policies_enforced_and_explained(pki: Pki, tmp_path: Path) -> None:
         "unmatched": 403,
         "allowed": 200,
         "dry": 200,
+        "custom": 403,
         "audited": 200,
     }
     assert (tcp_reply, nothing) == (b"", 403)
@@ -323,6 +333,7 @@ def test_policies_enforced_and_explained(pki: Pki, tmp_path: Path) -> None:
         "admin": ("default/no-admin", "DENY", 0),
         "dotted": ("default/no-admin", "DENY", 0),
         "unmatched": ("", "ALLOW", None),
+        "custom": ("default/ext", "CUSTOM", 0),
         "allowed": None,
         "dry": None,
         "audited": None,
@@ -347,6 +358,7 @@ def test_policies_enforced_and_explained(pki: Pki, tmp_path: Path) -> None:
         "unmatched": False,
         "allowed": False,
         "dry": False,
+        "custom": False,
         "audited": True,
     }
     (tcp_entry,) = [e for e in entries if e["local"].endswith(f":{tcp_port}")]

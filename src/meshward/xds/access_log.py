@@ -111,7 +111,7 @@ _DENIED = re.compile(r"rbac_access_denied_matched_policy\[(?P<policy>.*)\]")
 _RULE_ID = re.compile(r"ns\[(?P<ns>[^\]]*)\]-policy\[(?P<name>[^\]]*)\]-rule\[(?P<rule>\d+)\]")
 _SHADOW_RESULT = "shadow_engine_result"
 _SHADOW_POLICY = "shadow_effective_policy_id"
-_CUSTOM_MATCHED = "meshward_custom_enforced_effective_policy_id"
+_CUSTOM_MATCHED = rbac.engine_stat_prefix("CUSTOM") + "enforced_effective_policy_id"
 
 
 def parse_rule_id(rule_id: str) -> tuple[str, int] | None:

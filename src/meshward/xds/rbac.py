@@ -149,6 +149,12 @@ def network_filters(
     return filters
 
 
+def engine_stat_prefix(action: authorization.AuthzAction) -> str:
+    """`meshward_<action>_`: the enforced engine's stat prefix, which also prefixes the
+    dynamic-metadata keys it writes (`meshward_deny_enforced_effective_policy_id`)."""
+    return f"meshward_{action.lower()}_"
+
+
 def dry_run_stat_prefix(policy: authorization.AuthzPolicy) -> str:
     """`meshward_dryrun_<ns>_<name>_`: stats-name-safe (no `.`, which Envoy reads as a level).
     Namespaces are DNS labels (no `.` or `_`) and names DNS subdomains (no `_`), so the first
@@ -196,7 +202,7 @@ def _engines(authz: authorization.PortAuthz, *, http: bool) -> list[_Engine]:
                     name=f"{FILTER_PREFIX}{action.lower()}",
                     rules=_rbac(policies, action, http=http),
                     shadow=False,
-                    stat_prefix=f"meshward_{action.lower()}_",
+                    stat_prefix=engine_stat_prefix(action),
                 )
             )
     return engines
