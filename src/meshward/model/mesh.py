@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from meshward.config.resources import ConfigSet
 from meshward.diagnostics import Diagnostic, has_errors
 from meshward.errors import ConfigError
-from meshward.model import ir, peer_authn, pods, proxies, services, upstream_tls
+from meshward.model import authz, ir, peer_authn, pods, proxies, services, upstream_tls
 
 
 def build(
@@ -31,13 +31,14 @@ def build(
     ir_pods = pods.build(config.workloads, ir_services, mesh.trust_domain, addresses)
     pa = peer_authn.index(config.peer_authentications, mesh.root_namespace)
     rules = tuple(sorted(config.destination_rules, key=lambda r: r.meta.order))
+    policies = authz.index(config.authorization_policies, mesh.root_namespace, mesh.trust_domain)
     model = ir.MeshModel(
         trust_domain=mesh.trust_domain,
         root_namespace=mesh.root_namespace,
         cert_ttl_seconds=mesh.cert_ttl_seconds,
         pods=ir_pods,
         services=ir_services,
-        proxies=proxies.build(ir_pods, ir_services, pa, rules, mesh.trust_domain),
+        proxies=proxies.build(ir_pods, ir_services, pa, rules, mesh.trust_domain, policies),
     )
     findings = (
         *pods.unplaced(config.workloads, addresses),
@@ -45,5 +46,6 @@ def build(
         *service_findings,
         *peer_authn.diagnose(pa, ir_pods),
         *upstream_tls.diagnose(rules, ir_services, ir_pods),
+        *authz.diagnose(policies, ir_pods),
     )
     return model, findings

@@ -1,7 +1,8 @@
 """Proxies: the ProxyModel of every sidecar pod, inbound and outbound, fully decided.
 
 Called by `meshward.model.mesh.build`. Inbound: one port per pod port (except the
-`ir.RESERVED_PORTS` the sidecar binds itself, MW0210), its mTLS mode from model/peer_authn.py.
+`ir.RESERVED_PORTS` the sidecar binds itself, MW0210), its mTLS mode from model/peer_authn.py
+and its AuthorizationPolicies compiled by model/authz.py.
 Outbound: every service port of the mesh, its endpoints and their TLS from
 model/upstream_tls.py, plus where the app reaches it: HTTP ports by Host header through the
 outbound HTTP listener, TCP ports through a local listener on the pod address.
@@ -12,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from meshward.config.resources import DestinationRule
-from meshward.model import ir, peer_authn, upstream_tls
+from meshward.model import authz, ir, peer_authn, upstream_tls
+from meshward.model.authorization import NO_AUTHZ
 
 FIRST_FALLBACK_PORT = 20000  # where TCP binds go when the service port is taken on the pod
 HTTP_DEFAULT_PORT = 80
@@ -63,13 +65,22 @@ class _PortPicker:
         return port
 
 
-def _inbound(pod: ir.Pod, pa: peer_authn.PeerAuthnIndex) -> tuple[ir.InboundPort, ...]:
+def _inbound(
+    pod: ir.Pod, pa: peer_authn.PeerAuthnIndex, policies: authz.AuthzIndex | None
+) -> tuple[ir.InboundPort, ...]:
     ports = []
     for port in pod.ports:
         if port.port in ir.RESERVED_PORTS:
             continue  # the sidecar binds it itself (admin, outbound HTTP): MW0210
         decision = peer_authn.decide(pa, pod.key.namespace, pod.labels, port.port)
-        ports.append(ir.InboundPort(port.port, port.protocol, decision.mode, decision.source))
+        port_authz = (
+            authz.compile_port(policies, pod.key.namespace, pod.labels, port.port, port.protocol)
+            if policies is not None
+            else NO_AUTHZ
+        )
+        ports.append(
+            ir.InboundPort(port.port, port.protocol, decision.mode, decision.source, port_authz)
+        )
     return tuple(ports)
 
 
@@ -142,15 +153,16 @@ def build(
     pa: peer_authn.PeerAuthnIndex,
     rules: Sequence[DestinationRule],
     trust_domain: str,
+    policies: authz.AuthzIndex | None = None,
 ) -> tuple[ir.ProxyModel, ...]:
-    """One ProxyModel per sidecar pod, in pod-key order."""
+    """One ProxyModel per sidecar pod, in pod-key order; `policies` fill InboundPort.authz."""
     by_key = {p.key: p for p in pods}
     return tuple(
         ir.ProxyModel(
             node_id=ir.node_id(pod.key, pod.address.pod_ip),
             pod=pod,
             trust_domain=trust_domain,
-            inbound=_inbound(pod, pa),
+            inbound=_inbound(pod, pa, policies),
             outbound=_outbound(pod, services, by_key, pa, rules),
         )
         for pod in sorted(pods, key=lambda p: p.key)
