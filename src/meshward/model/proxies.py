@@ -10,6 +10,7 @@ outbound HTTP listener, TCP ports through a local listener on the pod address.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from meshward.config.resources import DestinationRule
@@ -84,67 +85,62 @@ def _inbound(
     return tuple(ports)
 
 
-def _endpoints(
-    service: ir.Service,
-    port: ir.ServicePort,
-    tls: ir.UpstreamTls,
-    pods: dict[ir.PodKey, ir.Pod],
-    pa: peer_authn.PeerAuthnIndex,
-) -> tuple[ir.UpstreamEndpoint, ...]:
-    endpoints = []
-    for key in service.pods:
-        pod = pods[key]
-        inbound = peer_authn.decide(pa, key.namespace, pod.labels, port.target_port).mode
-        endpoints.append(
-            ir.UpstreamEndpoint(
-                address=pod.address.pod_ip,
-                port=port.target_port,
-                pod=key,
-                mtls=upstream_tls.endpoint_mtls(tls, pod.has_sidecar, inbound),
-            )
-        )
-    return tuple(endpoints)
-
-
-def _outbound(
+def _shared_outbound(
     caller: ir.Pod,
     services: Sequence[ir.Service],
-    pods: dict[ir.PodKey, ir.Pod],
-    pa: peer_authn.PeerAuthnIndex,
-    rules: Sequence[DestinationRule],
+    upstreams: upstream_tls.Upstreams,
+    interned: dict[tuple[str, str, int, str, str, bool], ir.OutboundService],
 ) -> tuple[ir.OutboundService, ...]:
-    picker = _PortPicker(caller)
+    # Everything but the TCP binds, for every caller of `caller`'s CallerClass: the rule
+    # depends on the caller only through the class, the Host names only through whether it
+    # shares the service's namespace. Equal OutboundServices are one object (`interned`).
     outbound = []
-    for service in sorted(services, key=lambda s: (s.namespace, s.name)):
-        rule = upstream_tls.rule_for(
-            rules,
-            caller_namespace=caller.key.namespace,
-            caller_labels=caller.labels,
-            service_namespace=service.namespace,
-            fqdn=service.fqdn,
-            root_namespace=pa.root_namespace,
-        )
-        sans = tuple(sorted({i.uri for k in service.pods if (i := pods[k].identity) is not None}))
+    for service in services:
+        rule = upstreams.rule_for(caller, service)
+        same_namespace = caller.key.namespace == service.namespace
         for port in sorted(service.ports, key=lambda p: p.port):
             decision = upstream_tls.decide(rule, port.port)
-            http = ir.is_http(port.protocol)
-            outbound.append(
-                ir.OutboundService(
+            key = (
+                service.namespace,
+                service.name,
+                port.port,
+                decision.tls,
+                decision.source,
+                same_namespace,
+            )
+            shared = interned.get(key)
+            if shared is None:
+                http = ir.is_http(port.protocol)
+                shared = interned[key] = ir.OutboundService(
                     namespace=service.namespace,
                     name=service.name,
                     port=port.port,
                     protocol=port.protocol,
-                    endpoints=_endpoints(service, port, decision.tls, pods, pa),
+                    endpoints=upstreams.endpoints(service, port, decision.tls),
                     tls=decision.tls,
                     tls_source=decision.source,
-                    subject_alt_names=sans,
+                    subject_alt_names=upstreams.subject_alt_names(service),
                     http_domains=http_domains(service, port.port, caller.key.namespace)
                     if http
                     else (),
-                    tcp_bind=None if http else (caller.address.pod_ip, picker.take(port.port)),
+                    tcp_bind=None,
                 )
-            )
+            outbound.append(shared)
     return tuple(outbound)
+
+
+def _outbound(
+    caller: ir.Pod, shared: tuple[ir.OutboundService, ...], tcp: bool
+) -> tuple[ir.OutboundService, ...]:
+    if not tcp:
+        return shared  # no TCP binds: the very tuple the caller's class shares
+    picker = _PortPicker(caller)
+    return tuple(
+        s
+        if ir.is_http(s.protocol)
+        else dataclasses.replace(s, tcp_bind=(caller.address.pod_ip, picker.take(s.port)))
+        for s in shared
+    )
 
 
 def build(
@@ -156,14 +152,25 @@ def build(
     policies: authz.AuthzIndex | None = None,
 ) -> tuple[ir.ProxyModel, ...]:
     """One ProxyModel per sidecar pod, in pod-key order; `policies` fill InboundPort.authz."""
-    by_key = {p.key: p for p in pods}
+    upstreams = upstream_tls.Upstreams({p.key: p for p in pods}, pa, rules)
+    ordered = sorted(services, key=lambda s: (s.namespace, s.name))
+    interned: dict[tuple[str, str, int, str, str, bool], ir.OutboundService] = {}
+    by_class: dict[upstream_tls.CallerClass, tuple[tuple[ir.OutboundService, ...], bool]] = {}
+
+    def outbound(caller: ir.Pod) -> tuple[ir.OutboundService, ...]:
+        key = upstreams.caller_class(caller)
+        if key not in by_class:
+            shared = _shared_outbound(caller, ordered, upstreams, interned)
+            by_class[key] = (shared, not all(ir.is_http(s.protocol) for s in shared))
+        return _outbound(caller, *by_class[key])
+
     return tuple(
         ir.ProxyModel(
             node_id=ir.node_id(pod.key, pod.address.pod_ip),
             pod=pod,
             trust_domain=trust_domain,
             inbound=_inbound(pod, pa, policies),
-            outbound=_outbound(pod, services, by_key, pa, rules),
+            outbound=outbound(pod),
         )
         for pod in sorted(pods, key=lambda p: p.key)
         if pod.has_sidecar

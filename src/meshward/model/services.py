@@ -8,7 +8,7 @@ workload declares that port (as Kubernetes does), with a warning when it does no
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 
 from meshward.config import resources as cfg
 from meshward.diagnostics import Diagnostic
@@ -24,6 +24,28 @@ def selects(service: cfg.Service, workload: cfg.Workload) -> bool:
         and service.meta.namespace == workload.meta.namespace
         and cfg.selector_matches(service.selector, workload.labels)
     )
+
+
+class _Candidates:
+    """Workloads indexed by (namespace, one label): a service only looks at the workloads that
+    carry its selector's first label, not at every workload of the mesh (O(services x
+    workloads) was a measurable part of a build at 1000 workloads). Input order is kept."""
+
+    def __init__(self, workloads: Iterable[cfg.Workload]) -> None:
+        self._by_label: dict[tuple[str, str, str], list[cfg.Workload]] = {}
+        for workload in workloads:
+            for key, value in workload.labels:
+                self._by_label.setdefault((workload.meta.namespace, key, value), []).append(
+                    workload
+                )
+
+    def of(self, service: cfg.Service) -> Sequence[cfg.Workload]:
+        """A superset of the workloads `service` selects, in input order (empty selector:
+        none, as `selects` says)."""
+        if not service.selector:
+            return ()
+        key, value = service.selector[0]
+        return self._by_label.get((service.meta.namespace, key, value), ())
 
 
 def _service(
@@ -90,7 +112,7 @@ def build(
 
     A service's pods are only those in `placed` (the pods that have an address).
     """
-    workloads = tuple(workloads)
+    candidates = _Candidates(workloads)
     ordered = sorted(services, key=lambda s: (s.meta.namespace, s.meta.name))
-    found = [d for s in ordered for d in _diagnose(s, workloads)]
-    return tuple(_service(s, workloads, placed) for s in ordered), tuple(found)
+    found = [d for s in ordered for d in _diagnose(s, candidates.of(s))]
+    return tuple(_service(s, candidates.of(s), placed) for s in ordered), tuple(found)

@@ -1,6 +1,8 @@
 """Upstream TLS: which DestinationRule a caller uses for a service port, and what it decides.
 
-Called by model/proxies.py for every (calling proxy, service port). Semantics follow Istio
+Called by model/proxies.py for every (calling proxy, service port), through `Upstreams`, the
+per-build memo that makes the work per service port rather than per (caller, service port).
+Semantics follow Istio
 (istio.io reference "Destination Rule"; pilot `PushContext.destinationRule` and
 `SidecarScope.DestinationRule`):
 
@@ -17,12 +19,12 @@ Called by model/proxies.py for every (calling proxy, service port). Semantics fo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from meshward.config.resources import DestinationRule, Labels, selector_matches
 from meshward.diagnostics import Diagnostic
-from meshward.model import ir
+from meshward.model import ir, peer_authn
 from meshward.model.finding import finding
 
 AUTO_SOURCE = "auto-mTLS"
@@ -125,6 +127,106 @@ def endpoint_mtls(tls: ir.UpstreamTls, sidecar: bool, inbound: ir.EffectiveMtls)
         # Istio auto-mTLS: only endpoints with a sidecar that accepts mTLS on the port.
         return sidecar and inbound != "DISABLE"
     return tls == "ISTIO_MUTUAL"
+
+
+CallerClass = tuple[str, tuple[int, ...]]
+"""What DestinationRule lookup knows of a caller: its namespace, and which rules with a
+`workloadSelector` select it (indices into `Upstreams`' selector rules)."""
+
+
+class Upstreams:
+    """What every caller shares about the mesh's service ports, computed once per model build.
+
+    Created by model/proxies.py for one build. A service port's endpoints and their TLS depend
+    on the caller only through the DestinationRule it uses (the TLS setting), and the
+    destination's inbound mode only on the destination pod port: so endpoints are built once
+    per (service, target port, TLS setting), each pod port's PeerAuthentication decision once,
+    and rule lookup depends on the caller only through its `CallerClass`. Every memo returns
+    the same frozen object for equal inputs, so callers share them (1000 sidecars seeing 500
+    services hold 500 endpoint tuples, not 500,000).
+    """
+
+    def __init__(
+        self,
+        pods: Mapping[ir.PodKey, ir.Pod],
+        pa: peer_authn.PeerAuthnIndex,
+        rules: Sequence[DestinationRule],
+    ) -> None:
+        self.pods = pods
+        self.pa = pa
+        self.rules = tuple(rules)
+        self._selector_rules = tuple(r for r in self.rules if _has_selector(r))
+        self._modes: dict[tuple[ir.PodKey, int], peer_authn.Decision] = {}
+        self._endpoints: dict[
+            tuple[str, str, int, ir.UpstreamTls], tuple[ir.UpstreamEndpoint, ...]
+        ] = {}
+        self._sans: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def caller_class(self, caller: ir.Pod) -> CallerClass:
+        """The caller's namespace and the selector rules that may apply to it (`applies_to`):
+        callers of one class get the same rule for every service."""
+        namespace = caller.key.namespace
+        return (
+            namespace,
+            tuple(
+                i
+                for i, rule in enumerate(self._selector_rules)
+                if applies_to(rule, namespace, caller.labels)
+            ),
+        )
+
+    def rule_for(self, caller: ir.Pod, service: ir.Service) -> DestinationRule | None:
+        """`rule_for` for one caller and service (module function; not memoised here: the
+        caller memoises per `CallerClass`)."""
+        return rule_for(
+            self.rules,
+            caller_namespace=caller.key.namespace,
+            caller_labels=caller.labels,
+            service_namespace=service.namespace,
+            fqdn=service.fqdn,
+            root_namespace=self.pa.root_namespace,
+        )
+
+    def inbound_mode(self, pod: ir.Pod, port: int) -> peer_authn.Decision:
+        """`peer_authn.decide` for one pod port, decided once per build."""
+        key = (pod.key, port)
+        decision = self._modes.get(key)
+        if decision is None:
+            decision = peer_authn.decide(self.pa, pod.key.namespace, pod.labels, port)
+            self._modes[key] = decision
+        return decision
+
+    def endpoints(
+        self, service: ir.Service, port: ir.ServicePort, tls: ir.UpstreamTls
+    ) -> tuple[ir.UpstreamEndpoint, ...]:
+        """The endpoints of `service:port` with each one's mTLS decision under `tls`."""
+        key = (service.namespace, service.name, port.target_port, tls)
+        found = self._endpoints.get(key)
+        if found is None:
+            found = tuple(
+                ir.UpstreamEndpoint(
+                    address=pod.address.pod_ip,
+                    port=port.target_port,
+                    pod=pod_key,
+                    mtls=endpoint_mtls(
+                        tls, pod.has_sidecar, self.inbound_mode(pod, port.target_port).mode
+                    ),
+                )
+                for pod_key in service.pods
+                for pod in (self.pods[pod_key],)
+            )
+            self._endpoints[key] = found
+        return found
+
+    def subject_alt_names(self, service: ir.Service) -> tuple[str, ...]:
+        """The SPIFFE URIs of the sidecar pods behind `service`, sorted and deduplicated."""
+        key = (service.namespace, service.name)
+        found = self._sans.get(key)
+        if found is None:
+            identities = (self.pods[k].identity for k in service.pods)
+            found = tuple(sorted({i.uri for i in identities if i is not None}))
+            self._sans[key] = found
+        return found
 
 
 def diagnose(
