@@ -51,6 +51,7 @@ def validate(args: argparse.Namespace) -> int:
         + len(config.workloads)
         + len(config.peer_authentications)
         + len(config.destination_rules)
+        + len(config.authorization_policies)
         + (config.mesh.meta is not None)
     )
     print(f"ok: {count} resources valid")

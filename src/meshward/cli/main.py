@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshward.cli import inspect, lifecycle
+from meshward.cli import authz, inspect, lifecycle
 from meshward.runner.network import DEFAULT_POOL
 
 
@@ -76,11 +76,44 @@ def _parser() -> argparse.ArgumentParser:
     verify = command("verify", help="probe the running mesh")
     verify.add_argument("--json", action="store_true")
 
+    authz = command("authz", help="explain, check and preview authorization")
+    authz_commands = authz.add_subparsers(dest="authz_command", required=True, metavar="ACTION")
+    explain = authz_commands.add_parser(
+        "explain", parents=[common], help="evaluate the policies for one request"
+    )
+    source = explain.add_mutually_exclusive_group()
+    source.add_argument("--from", dest="source", metavar="WORKLOAD", help="the calling workload")
+    source.add_argument("--principal", help="a caller identity: <td>/ns/<ns>/sa/<sa>")
+    source.add_argument("--plaintext", action="store_true", help="a client outside the mesh")
+    explain.add_argument("-n", "--namespace", dest="source_namespace", help="caller's namespace")
+    explain.add_argument("--to", required=True, metavar="SERVICE[.NS][:PORT]")
+    explain.add_argument("--method", default="GET")
+    explain.add_argument("--path", default="/")
+    explain.add_argument("--header", action="append", metavar="NAME=VALUE")
+    explain.add_argument("--source-ip", help="the caller's address (default: its pod's)")
+    explain.add_argument("--exit-code", action="store_true", help="exit 1 when denied")
+    check = authz_commands.add_parser(
+        "check", parents=[common], help="policies in force in a sidecar's live Envoy config"
+    )
+    check.add_argument("workload")
+    check.add_argument("-n", "--namespace")
+    preview = authz_commands.add_parser(
+        "preview", parents=[common], help="replay recorded traffic against a candidate policy"
+    )
+    preview.add_argument("paths", nargs="+", type=Path, metavar="POLICY.yaml")
+    preview.add_argument("--limit", type=int, default=1000, help="requests per sidecar")
+    preview.add_argument("--exit-code", action="store_true", help="exit 1 if any would be denied")
+
     demo = command("demo", help="run the seed system, verified")
     demo.add_argument("--check", action="store_true", help="exit after verification")
     demo.add_argument("--example", type=Path, default=None)
     demo.add_argument("--address-pool", default=DEFAULT_POOL, help="a /16 inside 127.0.0.0/8")
     return parser
+
+
+def _authz(args: argparse.Namespace) -> int:
+    handlers = {"explain": authz.explain, "check": authz.check, "preview": authz.preview}
+    return handlers[args.authz_command](args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "exec": inspect.exec_,
         "verify": inspect.verify,
         "demo": lifecycle.demo,
+        "authz": _authz,
     }
     try:
         return handlers[args.command](args)

@@ -12,6 +12,7 @@ Check = Literal[
     "served-svid",
     "mtls-between-sidecars",
     "plaintext-to-legacy",
+    "authz",
 ]
 
 

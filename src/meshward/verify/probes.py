@@ -27,6 +27,7 @@ from meshward.model.ir import MeshModel, OutboundService, Pod, ProxyModel, is_ht
 from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
 from meshward.verify import access_log
+from meshward.verify.authz_probes import authz_probes
 from meshward.verify.connect import plaintext_attempt, tls_handshake
 from meshward.verify.identity import ProbeCredential, foreign, issue
 from meshward.verify.probe import ProbeResult
@@ -57,6 +58,7 @@ def run_probes(state: StateDir) -> list[ProbeResult]:
         for proxy in model.proxies:
             results += _port_probes(proxy, model, ca, root_path, verifier, rogue)
         results += _traffic_probes(state, model)
+        results += authz_probes(state, model)
     return results
 
 

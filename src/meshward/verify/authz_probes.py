@@ -1,0 +1,269 @@
+"""Authorization probes, derived from each policy in force (not hand-listed).
+
+For every inbound port with policies, and every rule of those policies, the verifier builds
+a request that the rule is about (a caller whose identity fits its sources, a method and path
+that fit its operations), asks the Python evaluator what must happen (the whole PortAuthz
+decides, not the rule alone), then sends that request for real from the caller's sidecar —
+or in plaintext from outside the mesh — and checks the answer: allowed gets through, denied
+gets 403 (HTTP) or a closed connection (TCP), and the server sidecar's access log names the
+deciding policy and rule.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from meshward.model.authorization import AuthzRule, OperationMatch, StringMatch
+from meshward.model.authz_eval import Decision, Request, evaluate
+from meshward.model.ir import InboundPort, MeshModel, OutboundService, ProxyModel, is_http
+from meshward.state.layout import StateDir
+from meshward.verify import access_log
+from meshward.verify.probe import ProbeResult
+from meshward.xds.access_log import denial
+
+PROBES_PER_PORT = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    proxy: ProxyModel | None  # None: a plaintext client outside the mesh (the verifier)
+    principal: str
+
+    @property
+    def name(self) -> str:
+        return str(self.proxy.pod.key) if self.proxy else "outside the mesh (plaintext)"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    caller: Caller
+    request: Request
+    decision: Decision
+
+
+def authz_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
+    results = []
+    for proxy in model.proxies:
+        for port in proxy.inbound:
+            if not port.authz.policies:
+                continue
+            service = _service_for(model, proxy, port)
+            if service is None:
+                continue
+            log = state.sidecar_log(proxy.pod.key.namespace, proxy.pod.key.pod_name)
+            for plan in _plans(model, proxy, port, service):
+                results.append(_probe(plan, proxy, port, service, log))
+    return results
+
+
+def _service_for(model: MeshModel, proxy: ProxyModel, port: InboundPort) -> OutboundService | None:
+    if not model.proxies:
+        return None
+    return next(
+        (
+            s
+            for s in model.proxies[0].outbound
+            if any(e.pod == proxy.pod.key and e.port == port.port for e in s.endpoints)
+        ),
+        None,
+    )
+
+
+def _callers(model: MeshModel, port: InboundPort, service: OutboundService) -> list[Caller]:
+    callers = []
+    for proxy in model.proxies:
+        mine = _outbound(proxy, service)
+        endpoint_mtls = all(e.mtls for e in mine.endpoints) if mine else False
+        if proxy.pod.identity is not None and endpoint_mtls:
+            callers.append(Caller(proxy, proxy.pod.identity.principal))
+    if port.mtls != "STRICT":
+        callers.append(Caller(None, ""))
+    return callers
+
+
+def _outbound(proxy: ProxyModel, service: OutboundService) -> OutboundService | None:
+    return next(
+        (
+            o
+            for o in proxy.outbound
+            if (o.namespace, o.name, o.port) == (service.namespace, service.name, service.port)
+        ),
+        None,
+    )
+
+
+def _plans(
+    model: MeshModel, proxy: ProxyModel, port: InboundPort, service: OutboundService
+) -> list[Plan]:
+    """Per rule, one request the rule decides and one it does not, as far as callers allow."""
+    callers = _callers(model, port, service)
+    host = f"{service.fqdn}:{service.port}"
+    chosen: list[Plan] = []
+    seen: set[tuple[str, str, str, bool]] = set()
+    for policy in port.authz.policies:
+        if policy.dry_run:
+            continue
+        for rule in policy.rules or (AuthzRule(index=-1),):
+            for method, path in _witnesses(rule):
+                for caller in callers:
+                    request = Request(
+                        source_principal=caller.principal,
+                        source_ip=caller.proxy.pod.address.pod_ip if caller.proxy else "127.0.0.1",
+                        remote_ip=caller.proxy.pod.address.pod_ip if caller.proxy else "127.0.0.1",
+                        destination_ip=proxy.pod.address.pod_ip,
+                        destination_port=port.port,
+                        sni="",
+                        host=host,
+                        method=method,
+                        path=path,
+                        headers=(),
+                        is_http=is_http(port.protocol),
+                    )
+                    decision = evaluate(port.authz, request)
+                    key = (caller.name, method, path, decision.allowed)
+                    outcome_seen = any(
+                        p.decision.allowed == decision.allowed
+                        and p.decision.rule_id == decision.rule_id
+                        for p in chosen
+                    )
+                    if key in seen or outcome_seen:
+                        continue
+                    seen.add(key)
+                    chosen.append(Plan(caller, request, decision))
+                    if len(chosen) >= PROBES_PER_PORT:
+                        return chosen
+    return chosen
+
+
+def _witnesses(rule: AuthzRule) -> Iterator[tuple[str, str]]:
+    """(method, path) pairs the rule's operations are about, plus a neutral one."""
+    for operation in rule.operations:
+        yield _method(operation), _path(operation)
+    yield "GET", "/"
+
+
+def _method(operation: OperationMatch) -> str:
+    return operation.methods[0] if operation.methods else "GET"
+
+
+def _path(operation: OperationMatch) -> str:
+    if not operation.paths:
+        return "/"
+    return _example(operation.paths[0])
+
+
+def _example(match: StringMatch) -> str:
+    if match.kind == "exact":
+        return match.value
+    if match.kind == "prefix":
+        return match.value + "probe"
+    if match.kind == "suffix":
+        return "/probe" + match.value
+    if match.kind == "template":
+        return match.value.replace("{**}", "a/b").replace("{*}", "a")
+    return "/"
+
+
+def _probe(
+    plan: Plan, server: ProxyModel, port: InboundPort, service: OutboundService, log: Path
+) -> ProbeResult:
+    decision = plan.decision
+    target = (
+        f"{plan.caller.name} → {service.fqdn}:{service.port} "
+        f"{plan.request.method + ' ' + plan.request.path if plan.request.is_http else 'TCP'}"
+    )
+    if decision.allowed:
+        expected = "allowed" + (
+            f" by {decision.policy} rule[{decision.rule}]" if decision.policy else ""
+        )
+    else:
+        expected = f"denied by {decision.action} {decision.policy or '(no ALLOW rule matched)'}" + (
+            f" rule[{decision.rule}]" if decision.rule is not None else ""
+        )
+    probe_id = uuid.uuid4().hex
+    if plan.request.is_http:
+        status = _send_http(plan, server, port, service, probe_id)
+        entry = access_log.wait_for([log], lambda e: e.get("probe") == probe_id)
+        if status is None:
+            return ProbeResult("authz", target, expected, "no HTTP answer", False)
+        if decision.allowed:
+            ok = status != 403
+            return ProbeResult("authz", target, expected, f"HTTP {status}", ok)
+        named = denial(entry) if entry else None
+        ok = status == 403 and named is not None and _names(named, decision)
+        seen = f"HTTP {status}; access log: {_describe(named)}"
+        return ProbeResult("authz", target, expected, seen, ok)
+    opened = _send_tcp(plan, server, port, service)
+    if decision.allowed:
+        return ProbeResult("authz", target, expected, opened, opened.startswith("open"))
+    return ProbeResult("authz", target, expected, opened, not opened.startswith("open"))
+
+
+def _names(named: tuple[str, str, int | None], decision: Decision) -> bool:
+    policy, _action, rule = named
+    if not decision.policy:  # default deny: Envoy names no policy ("[none]")
+        return policy == ""
+    return policy == decision.policy and rule == decision.rule
+
+
+def _describe(named: tuple[str, str, int | None] | None) -> str:
+    if named is None:
+        return "no denial recorded"
+    policy, action, rule = named
+    if not policy:
+        return "denied, no ALLOW rule matched"
+    return f"denied by {action} {policy}" + (f" rule[{rule}]" if rule is not None else "")
+
+
+def _send_http(
+    plan: Plan, server: ProxyModel, port: InboundPort, service: OutboundService, probe_id: str
+) -> int | None:
+    caller = plan.caller
+    if caller.proxy is not None:
+        address = (caller.proxy.pod.address.pod_ip, caller.proxy.outbound_http_port)
+        target = f"http://{service.fqdn}:{service.port}{plan.request.path}"
+    else:
+        address = (server.pod.address.pod_ip, port.port)
+        target = plan.request.path
+    connection = http.client.HTTPConnection(*address, timeout=5)
+    try:
+        connection.request(
+            plan.request.method,
+            target,
+            headers={"Host": plan.request.host, "X-Meshward-Probe": probe_id},
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+def _send_tcp(plan: Plan, server: ProxyModel, port: InboundPort, service: OutboundService) -> str:
+    """ "open" if the connection was accepted and stayed usable, else what happened."""
+    caller = plan.caller
+    if caller.proxy is not None:
+        mine = _outbound(caller.proxy, service)
+        if mine is None or mine.tcp_bind is None:
+            return "no local port for the service"
+        address = mine.tcp_bind
+    else:
+        address = (server.pod.address.pod_ip, port.port)
+    try:
+        with socket.create_connection(address, timeout=3) as sock:
+            sock.sendall(b"PING\r\n")
+            sock.settimeout(1.0)
+            try:
+                data = sock.recv(64)
+            except TimeoutError:
+                return "open (no answer yet)"
+            return f"open: {data[:20]!r}" if data else "closed by the server"
+    except OSError as error:
+        return f"refused: {error}"
