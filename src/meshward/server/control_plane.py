@@ -32,7 +32,7 @@ from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
 from meshward.state.records import read_json, write_json
 from meshward.xds.snapshot import Snapshot
-from meshward.xds.translate import translate
+from meshward.xds.translate import SharedResources, translate
 
 log = logging.getLogger("meshward.control-plane")
 
@@ -50,6 +50,9 @@ class ControlPlane:
     translation_errors: dict[str, str] = field(default_factory=dict)
     findings: list[str] = field(default_factory=list)
     last_reload: str = ""
+    # Outbound clusters and routes shared by many proxies, translated once (kept across
+    # reloads: an unchanged service is not translated again).
+    shared: SharedResources = field(default_factory=SharedResources)
     _reload: asyncio.Event = field(default_factory=asyncio.Event)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -112,13 +115,14 @@ class ControlPlane:
         findings = [str(d) for d in (*config.diagnostics, *diagnostics)]
         for proxy in model.proxies:
             try:
-                translation = translate(proxy)
+                translation = translate(proxy, self.shared)
             except SnapshotError as error:  # a translator bug: keep this proxy's last good
                 errors[proxy.node_id] = str(error)
                 log.error("snapshot for %s not consistent: %s", proxy.node_id, error)
                 continue
             snapshots[proxy.node_id] = translation.snapshot
             findings += [f"{proxy.node_id}: {d}" for d in translation.diagnostics]
+        self.shared.sweep()
         self.cache.set_snapshots(snapshots)
         self.refused = []
         self.translation_errors = errors

@@ -57,13 +57,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from envoy.service.discovery.v3 import discovery_pb2
-from google.protobuf import any_pb2
 
 from meshward.xds import snapshot as xds_snapshot
 
 # LDS and CDS are the wildcard types of state-of-the-world xDS (spec: "how the client
 # specifies what resources to return"); everything else is subscribed to by name.
 WILDCARD_TYPES = frozenset({xds_snapshot.LISTENER, xds_snapshot.CLUSTER})
+
+# What `Any.Pack` puts before a message's full name (the v3 type URL form).
+_TYPE_PREFIX = "type.googleapis.com/"
 
 # NACK texts can hold a whole serialised resource; keep records and logs bounded.
 NACK_MESSAGE_LIMIT = 1024
@@ -347,9 +349,13 @@ class DiscoveryStream:
             version_info=version, type_url=type_url, nonce=nonce
         )
         for name in chosen:
-            packed = any_pb2.Any()
-            packed.Pack(available[name])
-            response.resources.append(packed)
+            message = available[name]
+            # The snapshot serialised each resource once; packing those bytes costs a copy per
+            # stream, where Pack would serialise every resource again for every stream.
+            data = self._snapshot.encoding(type_url, name)
+            if data is None:
+                data = message.SerializeToString(deterministic=True)
+            response.resources.add(type_url=_TYPE_PREFIX + message.DESCRIPTOR.full_name, value=data)
         state.sent_version, state.nonce = version, nonce
         self._events.append(Sent(type_url, version, nonce, tuple(chosen)))
         return response

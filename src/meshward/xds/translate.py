@@ -5,13 +5,20 @@ deterministic: the same ProxyModel always gives byte-identical resources, so sna
 (content hashes) change only when the configuration does. Best-effort per resource (DESIGN.md):
 a listener or cluster that cannot coexist with an earlier one drops itself with a Diagnostic,
 and the rest of the snapshot still goes out.
+
+Every sidecar sees every mesh service, so most of a snapshot (outbound clusters, the
+`outbound_http` routes) is the same for many proxies. `SharedResources` translates each of
+those once and hands the same encoded resource (`snapshot.Encoded`) to every snapshot that
+needs it; the control plane keeps one across reloads. Resources are never mutated once built.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_pb2
 
 from meshward.diagnostics import Diagnostic, Level, Location
@@ -30,32 +37,130 @@ class Translation:
     diagnostics: tuple[Diagnostic, ...]
 
 
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Memo(Generic[T, K, V]):
+    """Results of a pure translator for equal inputs.
+
+    By identity first: the model shares equal IR objects between proxies
+    (model/upstream_tls.Upstreams), so most lookups cost no hashing of a deep frozen value.
+    Then by value, `key(item)`: a reload builds new but equal IR objects and gets the same
+    encoded resource back. `sweep` keeps only what was used since the previous sweep, so the
+    memo holds what the current model uses, not every model ever translated.
+    """
+
+    def __init__(self, make: Callable[[K], V], key: Callable[[T], K]) -> None:
+        self._make = make
+        self._key = key
+        self._by_id: dict[int, tuple[T, V]] = {}  # the item is held, so its id stays unique
+        self._by_value: dict[K, V] = {}
+        self._used: dict[K, V] = {}
+
+    def __call__(self, item: T) -> V:
+        hit = self._by_id.get(id(item))
+        if hit is not None and hit[0] is item:
+            return hit[1]
+        key = self._key(item)
+        value = self._used.get(key)
+        if value is None:
+            value = self._by_value.get(key)
+            if value is None:
+                value = self._make(key)
+            self._used[key] = value
+        self._by_id[id(item)] = (item, value)
+        return value
+
+    def sweep(self) -> None:
+        self._by_value, self._used, self._by_id = self._used, {}, {}
+
+
+_Routes = tuple[snapshot.Encoded, tuple[Diagnostic, ...]]
+
+
+def _cluster_input(service: ir.OutboundService) -> ir.OutboundService:
+    # An outbound cluster is made from the upstream side only (cluster.outbound_cluster reads
+    # neither the Host names nor the local TCP bind, which say how the app reaches it), so
+    # callers that differ only there share one cluster.
+    if service.http_domains or service.tcp_bind is not None:
+        return dataclasses.replace(service, http_domains=(), tcp_bind=None)
+    return service
+
+
+def _encoded_cluster(service: ir.OutboundService) -> snapshot.Encoded:
+    return snapshot.encode(cluster.outbound_cluster(service))
+
+
+def _http_services(outbound: Sequence[ir.OutboundService]) -> tuple[ir.OutboundService, ...]:
+    return tuple(s for s in outbound if ir.is_http(s.protocol))
+
+
+def _encoded_routes(http: tuple[ir.OutboundService, ...]) -> _Routes:
+    config, diagnostics = route.outbound_http_routes(http)
+    return snapshot.encode(config), diagnostics
+
+
+class SharedResources:
+    """The resources many proxies share, each translated and encoded once.
+
+    Created by the control plane and kept across reloads (call `sweep` after each reload to
+    drop what the new model no longer uses); `translate` without one uses a private one.
+    Keys are the frozen IR values the resources are made from: an outbound cluster by its
+    `OutboundService` (upstream side), the `outbound_http` route config by the HTTP services
+    it routes.
+    """
+
+    def __init__(self) -> None:
+        self.cluster: _Memo[ir.OutboundService, ir.OutboundService, snapshot.Encoded]
+        self.cluster = _Memo(_encoded_cluster, _cluster_input)
+        self.routes: _Memo[Sequence[ir.OutboundService], tuple[ir.OutboundService, ...], _Routes]
+        self.routes = _Memo(_encoded_routes, _http_services)
+        self._unique: dict[int, tuple[Sequence[ir.OutboundService], bool]] = {}
+        self._clusters: dict[int, tuple[Sequence[ir.OutboundService], list[snapshot.Encoded]]]
+        self._clusters = {}
+
+    def clusters(self, outbound: Sequence[ir.OutboundService]) -> list[snapshot.Encoded]:
+        """The outbound clusters of `outbound`, in order (listed once per shared tuple)."""
+        hit = self._clusters.get(id(outbound))
+        if hit is None or hit[0] is not outbound:
+            hit = self._clusters[id(outbound)] = (outbound, [self.cluster(s) for s in outbound])
+        return hit[1]
+
+    def unique(self, outbound: Sequence[ir.OutboundService]) -> bool:
+        """Whether no cluster name repeats in `outbound` (checked once per shared tuple)."""
+        hit = self._unique.get(id(outbound))
+        if hit is None or hit[0] is not outbound:
+            names = {s.cluster_name for s in outbound}
+            hit = self._unique[id(outbound)] = (outbound, len(names) == len(outbound))
+        return hit[1]
+
+    def sweep(self) -> None:
+        """Keep only the resources used since the previous sweep."""
+        self.cluster.sweep()
+        self.routes.sweep()
+        self._unique = {}
+        self._clusters = {}
+
+
 def proxy_snapshot(proxy: ir.ProxyModel) -> snapshot.Snapshot:
     """The snapshot of one sidecar (diagnostics discarded; see `translate`)."""
     return translate(proxy).snapshot
 
 
-def translate(proxy: ir.ProxyModel) -> Translation:
-    """Translate one sidecar; raises SnapshotError only on a translator bug."""
+def translate(proxy: ir.ProxyModel, shared: SharedResources | None = None) -> Translation:
+    """Translate one sidecar; raises SnapshotError only on a translator bug.
+
+    `shared` reuses the resources other proxies share (same output, computed once).
+    """
+    shared = SharedResources() if shared is None else shared
     diagnostics: list[Diagnostic] = []
     workload = f"Workload {proxy.pod.key.namespace}/{proxy.pod.key.workload}"
 
-    outbound: list[ir.OutboundService] = []
-    seen: set[str] = set()
-    for service in proxy.outbound:
-        if service.cluster_name in seen:
-            diagnostics.append(
-                _diagnostic(
-                    _DUPLICATE_SERVICE,
-                    Level.ERROR,
-                    _service_ref(service),
-                    service.port,
-                    f"{service.cluster_name} appears twice for {proxy.node_id}",
-                )
-            )
-            continue
-        seen.add(service.cluster_name)
-        outbound.append(service)
+    outbound: Sequence[ir.OutboundService] = proxy.outbound
+    if not shared.unique(proxy.outbound):
+        outbound = _unique(proxy, diagnostics)
 
     # Listeners in a fixed order (inbound, HTTP proxy port, TCP ports); on an address clash
     # the earlier one wins, because Envoy would reject the later bind for the whole LDS push.
@@ -93,16 +198,37 @@ def translate(proxy: ir.ProxyModel) -> Translation:
         bound[key] = candidate.name
         listeners.append(candidate)
 
-    clusters: list[cluster_pb2.Cluster] = [
-        cluster.inbound_cluster(port, proxy.pod) for port in proxy.inbound
+    clusters: list[snapshot.Encoded] = [
+        snapshot.encode(cluster.inbound_cluster(port, proxy.pod)) for port in proxy.inbound
     ]
-    clusters.extend(cluster.outbound_cluster(service) for service in outbound)
-    routes, route_diagnostics = route.outbound_http_routes(outbound)
+    clusters.extend(shared.clusters(outbound))
+    routes, route_diagnostics = shared.routes(outbound)
     diagnostics.extend(route_diagnostics)
     return Translation(
         snapshot=snapshot.make_snapshot(listeners=listeners, clusters=clusters, routes=[routes]),
         diagnostics=tuple(diagnostics),
     )
+
+
+def _unique(proxy: ir.ProxyModel, diagnostics: list[Diagnostic]) -> list[ir.OutboundService]:
+    # The model never repeats a service port; a repeat is refused here (MW0303), first wins.
+    outbound: list[ir.OutboundService] = []
+    seen: set[str] = set()
+    for service in proxy.outbound:
+        if service.cluster_name in seen:
+            diagnostics.append(
+                _diagnostic(
+                    _DUPLICATE_SERVICE,
+                    Level.ERROR,
+                    _service_ref(service),
+                    service.port,
+                    f"{service.cluster_name} appears twice for {proxy.node_id}",
+                )
+            )
+            continue
+        seen.add(service.cluster_name)
+        outbound.append(service)
+    return outbound
 
 
 def _service_ref(service: ir.OutboundService) -> str:
