@@ -19,17 +19,25 @@ from envoy.service.discovery.v3 import ads_pb2_grpc
 from meshward.server import cache as server_cache
 from meshward.xds import serving
 
+# Pushes built and written at once (serving.PushLimiter): enough to keep both cores busy,
+# few enough that the responses in flight after a reload of 1000 proxies stay tens of MB.
+PUSH_PERMITS = 32
+PUSH_PATIENCE_SECONDS = 2.0
+
 
 class AggregatedDiscoveryServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
     """envoy.service.discovery.v3.AggregatedDiscoveryService over a `SnapshotCache`."""
 
     def __init__(self, cache: server_cache.SnapshotCache) -> None:
         self.cache = cache
+        self.limiter = serving.PushLimiter(PUSH_PERMITS, PUSH_PATIENCE_SECONDS)
 
     async def StreamAggregatedResources(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
-        await serving.serve_stream(self.cache.store, context, observer=self.cache)
+        await serving.serve_stream(
+            self.cache.store, context, observer=self.cache, limiter=self.limiter
+        )
 
     async def DeltaAggregatedResources(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
