@@ -287,7 +287,14 @@ def check(args: argparse.Namespace) -> int:
 
 
 def _expected_names(port: InboundPort) -> list[str]:
-    return sorted({p.rule_id(r.index) for p in port.authz.policies for r in p.rules})
+    # A policy without rules is programmed as one never-matching Envoy policy named rule[0].
+    return sorted(
+        {
+            name
+            for p in port.authz.policies
+            for name in ([p.rule_id(r.index) for r in p.rules] or [p.rule_id(0)])
+        }
+    )
 
 
 # --- preview ---------------------------------------------------------------------------------

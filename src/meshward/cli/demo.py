@@ -12,17 +12,20 @@ import argparse
 import http.client
 import json
 import signal
+import socket
 import sys
+import time
 from pathlib import Path
 
-from meshward.cli import inspect, lifecycle
+from meshward.cli import authz, inspect, lifecycle
 from meshward.errors import MeshwardError
 from meshward.runner.network import Loopback
 from meshward.runner.runner import Runner
 from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
-from meshward.verify import report
+from meshward.verify import access_log, report
 from meshward.verify.probes import run_probes
+from meshward.xds.access_log import denial
 
 EXAMPLE = Path("examples/simple-system")
 
@@ -54,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         inspect.print_status(state)
         _show_request(state)
+        _show_denial(state)
         print("\nverifying (probes derived from the effective configuration) ...\n", flush=True)
         results = run_probes(state)
         print(report.as_text(results))
@@ -101,6 +105,51 @@ def _show_request(state: StateDir) -> None:
         print("  " + body[:400])
 
 
+def _show_denial(state: StateDir) -> None:
+    """The seed's workload authorization: location-service may not reach the database."""
+    mesh = read_mesh(state)
+    callers = mesh.find("location-service", "geo") if mesh else []
+    if not callers:
+        return
+    caller = callers[0]
+    address = dict(caller.env).get("MESHWARD_SVC_CORE_DATABASE_6379", "")
+    print("\nWorkload authorization: only user-service may reach the database.")
+    print("  geo/location-service → core/database (TCP 6379, through its sidecar):", end=" ")
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=3) as sock:
+            sock.sendall(b"PING\r\n")
+            sock.settimeout(2)
+            answer = sock.recv(64)
+        print(f"answered {answer!r}" if answer else "connection closed: denied")
+    except (OSError, ValueError) as error:
+        print(f"refused ({error})")
+    print("  Why? `meshward authz explain --from location-service -n geo --to database.core`:")
+    authz.explain(
+        argparse.Namespace(
+            state_dir=state.root,
+            to="database.core:6379",
+            source="location-service",
+            source_namespace="geo",
+            principal=None,
+            plaintext=False,
+            method="GET",
+            path="/",
+            header=None,
+            source_ip=None,
+            exit_code=False,
+        )
+    )
+    time.sleep(0.5)  # the sidecar flushes its access log every 100 ms
+    log = state.sidecar_log("core", "database-0")
+    denials = [e for e in access_log.entries(log) if denial(e) is not None]
+    if denials:
+        entry = denials[-1]
+        print("  The database's sidecar logged it, naming the decision:")
+        keep = ("peer", "local", "termination")
+        print("    " + json.dumps({k: entry.get(k) for k in keep}))
+
+
 def _what_next(state_dir: Path) -> None:
     flag = "" if state_dir == Path(".meshward") else f" --state-dir {state_dir}"
     m = f".venv/bin/meshward{flag}"
@@ -111,6 +160,9 @@ What to try next (in another terminal, from the repository root):
   {m} exec user-service -n core -- curl -s http://location-service.geo:8081/locations/1
   curl -sv http://<user-service pod address>:8080/   plaintext from outside: refused (STRICT)
   {m} apply -f <file>                hot-apply a change (a bad one is refused, nothing lost)
+  {m} authz explain --from reports -n legacy --to location-service.geo --path /admin
+  {m} authz check database -n core   policies in force in its live Envoy configuration
+  {m} authz preview <policy.yaml>    which recorded requests a candidate policy would deny
   {m} verify                         run the probes again
 Ctrl-C stops the mesh."""
     )

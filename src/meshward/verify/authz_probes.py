@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from meshward.model.ir import InboundPort, MeshModel, OutboundService, ProxyMode
 from meshward.state.layout import StateDir
 from meshward.verify import access_log
 from meshward.verify.probe import ProbeResult
-from meshward.xds.access_log import denial
+from meshward.xds.access_log import denial, shadow_decisions
 
 PROBES_PER_PORT = 6
 
@@ -58,6 +59,53 @@ def authz_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
             log = state.sidecar_log(proxy.pod.key.namespace, proxy.pod.key.pod_name)
             for plan in _plans(model, proxy, port, service):
                 results.append(_probe(plan, proxy, port, service, log))
+            if is_http(port.protocol):
+                results += _dry_run_probes(model, proxy, port, service, log)
+    return results
+
+
+def _dry_run_probes(
+    model: MeshModel, server: ProxyModel, port: InboundPort, service: OutboundService, log: Path
+) -> list[ProbeResult]:
+    """A dry-run policy never changes the answer, and its would-be decision is recorded: for
+    each dry-run policy, one request its rules would deny (or allow) is sent for real."""
+    results = []
+    for policy in port.authz.policies:
+        if not policy.dry_run:
+            continue
+        plan = next(
+            (
+                p
+                for p in _candidate_plans(model, server, port, service)
+                if any(r.policy == policy.ref and not r.would_allow for r in p.decision.shadow)
+            ),
+            None,
+        )
+        if plan is None:
+            continue
+        probe_id = uuid.uuid4().hex
+        status = _send_http(plan, server, port, service, probe_id)
+        entry = access_log.wait_for([log], lambda e, probe=probe_id: e.get("probe") == probe)
+        shadows = shadow_decisions(entry) if entry else ()
+        recorded = [d for d in shadows if d.policy == policy.ref]
+        enforced_ok = (status == 403) == (not plan.decision.allowed)
+        ok = status is not None and enforced_ok and any(not d.would_allow for d in recorded)
+        what = f"{plan.request.method} {plan.request.path}"
+        results.append(
+            ProbeResult(
+                "authz-dry-run",
+                f"{plan.caller.name} → {server.pod.key}:{port.port} ({service.name}) {what}",
+                f"{policy.ref} (dry run) would deny; not enforced; recorded in the access log",
+                f"HTTP {status}; access log: "
+                + (
+                    ", ".join(
+                        f"{d.policy} would {'allow' if d.would_allow else 'deny'}" for d in recorded
+                    )
+                    or "no shadow decision recorded"
+                ),
+                ok,
+            )
+        )
     return results
 
 
@@ -97,17 +145,13 @@ def _outbound(proxy: ProxyModel, service: OutboundService) -> OutboundService | 
     )
 
 
-def _plans(
+def _candidate_plans(
     model: MeshModel, proxy: ProxyModel, port: InboundPort, service: OutboundService
-) -> list[Plan]:
-    """Per rule, one request the rule decides and one it does not, as far as callers allow."""
+) -> Iterator[Plan]:
+    """Every caller with every request some rule on the port is about, evaluated."""
     callers = _callers(model, port, service)
     host = f"{service.fqdn}:{service.port}"
-    chosen: list[Plan] = []
-    seen: set[tuple[str, str, str, bool]] = set()
     for policy in port.authz.policies:
-        if policy.dry_run:
-            continue
         for rule in policy.rules or (AuthzRule(index=-1),):
             for method, path in _witnesses(rule):
                 for caller in callers:
@@ -124,19 +168,25 @@ def _plans(
                         headers=(),
                         is_http=is_http(port.protocol),
                     )
-                    decision = evaluate(port.authz, request)
-                    key = (caller.name, method, path, decision.allowed)
-                    outcome_seen = any(
-                        p.decision.allowed == decision.allowed
-                        and p.decision.rule_id == decision.rule_id
-                        for p in chosen
-                    )
-                    if key in seen or outcome_seen:
-                        continue
-                    seen.add(key)
-                    chosen.append(Plan(caller, request, decision))
-                    if len(chosen) >= PROBES_PER_PORT:
-                        return chosen
+                    yield Plan(caller, request, evaluate(port.authz, request))
+
+
+def _plans(
+    model: MeshModel, proxy: ProxyModel, port: InboundPort, service: OutboundService
+) -> list[Plan]:
+    """Requests with distinct outcomes (allowed or denied, by which rule), a few per port."""
+    chosen: list[Plan] = []
+    for plan in _candidate_plans(model, proxy, port, service):
+        outcome_seen = any(
+            p.decision.allowed == plan.decision.allowed
+            and p.decision.rule_id == plan.decision.rule_id
+            for p in chosen
+        )
+        if outcome_seen:
+            continue
+        chosen.append(plan)
+        if len(chosen) >= PROBES_PER_PORT:
+            break
     return chosen
 
 
@@ -173,18 +223,15 @@ def _probe(
     plan: Plan, server: ProxyModel, port: InboundPort, service: OutboundService, log: Path
 ) -> ProbeResult:
     decision = plan.decision
-    target = (
-        f"{plan.caller.name} → {service.fqdn}:{service.port} "
-        f"{plan.request.method + ' ' + plan.request.path if plan.request.is_http else 'TCP'}"
-    )
+    what = f"{plan.request.method} {plan.request.path}" if plan.request.is_http else "TCP"
+    target = f"{plan.caller.name} → {server.pod.key}:{port.port} ({service.name}) {what}"
+    rule = f" rule[{decision.rule}]" if decision.rule is not None else ""
     if decision.allowed:
-        expected = "allowed" + (
-            f" by {decision.policy} rule[{decision.rule}]" if decision.policy else ""
-        )
+        expected = f"allowed by {decision.policy}{rule}" if decision.policy else "allowed"
+    elif decision.policy:
+        expected = f"denied by {decision.action} {decision.policy}{rule}"
     else:
-        expected = f"denied by {decision.action} {decision.policy or '(no ALLOW rule matched)'}" + (
-            f" rule[{decision.rule}]" if decision.rule is not None else ""
-        )
+        expected = "denied: no ALLOW rule matched"
     probe_id = uuid.uuid4().hex
     if plan.request.is_http:
         status = _send_http(plan, server, port, service, probe_id)
@@ -198,10 +245,27 @@ def _probe(
         ok = status == 403 and named is not None and _names(named, decision)
         seen = f"HTTP {status}; access log: {_describe(named)}"
         return ProbeResult("authz", target, expected, seen, ok)
+    started = time.time() - 1
     opened = _send_tcp(plan, server, port, service)
     if decision.allowed:
         return ProbeResult("authz", target, expected, opened, opened.startswith("open"))
-    return ProbeResult("authz", target, expected, opened, not opened.startswith("open"))
+    if opened.startswith("open"):
+        return ProbeResult("authz", target, expected, opened, False)
+    peer = f"spiffe://{plan.caller.principal}" if plan.caller.principal else None
+
+    def ours(entry: access_log.Entry) -> bool:
+        local = str(entry.get("local") or "")
+        return (
+            float(entry.get("start") or 0) >= started
+            and local.endswith(f":{port.port}")
+            and (entry.get("peer") or None) == peer
+            and denial(entry) is not None
+        )
+
+    entry = access_log.wait_for([log], ours)
+    named = denial(entry) if entry else None
+    ok = named is not None and _names(named, decision)
+    return ProbeResult("authz", target, expected, f"{opened}; access log: {_describe(named)}", ok)
 
 
 def _names(named: tuple[str, str, int | None], decision: Decision) -> bool:

@@ -13,6 +13,7 @@ Check = Literal[
     "mtls-between-sidecars",
     "plaintext-to-legacy",
     "authz",
+    "authz-dry-run",
 ]
 
 

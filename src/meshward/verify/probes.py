@@ -23,6 +23,7 @@ from meshward.config import load
 from meshward.errors import CertificateError
 from meshward.identity import SpiffeId
 from meshward.model import build
+from meshward.model.authz_eval import Request, evaluate
 from meshward.model.ir import MeshModel, OutboundService, Pod, ProxyModel, is_http
 from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
@@ -177,13 +178,41 @@ def _service_ports(model: MeshModel) -> list[OutboundService]:
 
 
 def _client_for(model: MeshModel, service: OutboundService) -> ProxyModel | None:
-    """A sidecar outside the service (another namespace first), so the hop is a real one."""
+    """A sidecar outside the service that authorization lets through (the mTLS hop is what
+    is probed here; denials have their own probes), from another namespace first."""
     backing = {e.pod for e in service.endpoints}
     ranked = sorted(
         (p for p in model.proxies if p.pod.key not in backing),
-        key=lambda p: (p.pod.key.namespace == service.namespace, p.pod.key),
+        key=lambda p: (
+            not _allowed(model, p, service),
+            p.pod.key.namespace == service.namespace,
+            p.pod.key,
+        ),
     )
     return ranked[0] if ranked else None
+
+
+def _allowed(model: MeshModel, client: ProxyModel, service: OutboundService) -> bool:
+    """Would a plain request from `client` to the service's first sidecar endpoint pass?"""
+    for endpoint in service.endpoints:
+        server = next((p for p in model.proxies if p.pod.key == endpoint.pod), None)
+        port = (
+            next((i for i in server.inbound if i.port == endpoint.port), None) if server else None
+        )
+        if port is None or client.pod.identity is None:
+            continue
+        request = Request(
+            source_principal=client.pod.identity.principal,
+            source_ip=client.pod.address.pod_ip,
+            destination_ip=endpoint.address,
+            destination_port=endpoint.port,
+            host=f"{service.fqdn}:{service.port}",
+            method="GET",
+            path="/",
+            is_http=is_http(service.protocol),
+        )
+        return evaluate(port.authz, request).allowed
+    return True
 
 
 def _client_outbound(client: ProxyModel, service: OutboundService) -> OutboundService:
