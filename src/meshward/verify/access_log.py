@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 Entry = dict[str, Any]
+Match = Callable[[Entry], bool]
 
 
 def entries(path: Path) -> Iterable[Entry]:

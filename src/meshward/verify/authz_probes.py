@@ -64,6 +64,13 @@ def authz_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
     return results
 
 
+def _has_probe_id(probe_id: str) -> access_log.Match:
+    def match(entry: access_log.Entry) -> bool:
+        return entry.get("probe") == probe_id
+
+    return match
+
+
 def _dry_run_probes(
     model: MeshModel, server: ProxyModel, port: InboundPort, service: OutboundService, log: Path
 ) -> list[ProbeResult]:
@@ -85,7 +92,7 @@ def _dry_run_probes(
             continue
         probe_id = uuid.uuid4().hex
         status = _send_http(plan, server, port, service, probe_id)
-        entry = access_log.wait_for([log], lambda e, probe=probe_id: e.get("probe") == probe)
+        entry = access_log.wait_for([log], _has_probe_id(probe_id))
         shadows = shadow_decisions(entry) if entry else ()
         recorded = [d for d in shadows if d.policy == policy.ref]
         enforced_ok = (status == 403) == (not plan.decision.allowed)
