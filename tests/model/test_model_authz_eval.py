@@ -287,7 +287,8 @@ def test_custom_fails_closed_before_everything() -> None:
         False,
         "CUSTOM",
         "ns[shop]-policy[ext]-rule[0]",
-        (),
+        # Dry-run filters run before every enforced one (xds/rbac.py), CUSTOM included.
+        (ShadowResult("shop/dry", 0, "DENY", False),),
         (),
     )
 
@@ -313,19 +314,29 @@ def test_dry_run_never_changes_the_decision_but_is_recorded() -> None:
         None,
         "",
         "no ALLOW policy applies",
-        (ShadowResult("shop/would-deny", 0, "DENY", False), ShadowResult("", None, "ALLOW", False)),
+        (
+            ShadowResult("shop/would-deny", 0, "DENY", False),
+            ShadowResult("shop/would-allow", None, "ALLOW", False),
+        ),
     )
 
 
-def test_enforced_deny_stops_before_the_allow_shadow() -> None:
+def test_every_dry_run_policy_is_recorded_also_when_denied() -> None:
+    # Envoy (differential test): one shadow filter per dry-run policy, all before the
+    # enforced filters, so a denied request still carries every policy's shadow result.
     authz = PortAuthz(
         (
             policy("deny", "DENY", ALL),
             policy("dry-deny", "DENY", rule(0, EVE), dry_run=True),
+            policy("dry-deny2", "DENY", rule(3, BOB), dry_run=True),
             policy("dry-allow", "ALLOW", ALL, dry_run=True),
         )
     )
-    assert evaluate(authz, REQ).shadow == (ShadowResult("", None, "DENY", True),)
+    assert evaluate(authz, REQ).shadow == (
+        ShadowResult("shop/dry-deny", None, "DENY", True),
+        ShadowResult("shop/dry-deny2", 3, "DENY", False),
+        ShadowResult("shop/dry-allow", 0, "ALLOW", True),
+    )
 
 
 def test_allow_shadow_recorded_when_the_enforced_allow_denies() -> None:

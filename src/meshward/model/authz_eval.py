@@ -5,15 +5,16 @@ Called by `meshward authz explain` and `authz preview` (cli/authz.py), the verif
 same `PortAuthz` the xds translator turns into RBAC filters, and models Envoy's RBAC
 evaluation of the translation Istio generates (pilot authz builder + generator):
 
-- Filter order (Istio's inbound HTTP chain): CUSTOM, then AUDIT, then DENY, then ALLOW; a
-  filter that denies ends the request, so later filters (and their shadow rules) never run.
+- Filter order (xds/rbac.py): the dry-run filters, then CUSTOM, then AUDIT, then DENY, then
+  ALLOW; a filter that denies ends the request, so later enforced filters never run.
   CUSTOM without external authorization fails closed: its rules act as a DENY filter.
 - Inside one filter Envoy keeps policies in a `std::map` by name, so the policy it reports
   (`rbac_access_denied_matched_policy[...]`, `shadow_effective_policy_id`) is the matching
   rule whose name `ns[..]-policy[..]-rule[i]` sorts first; `evaluate` names the same one.
-- Shadow rules (dry-run): the DENY filter's shadow engine runs before its enforced engine;
-  the ALLOW filter's likewise. An ALLOW shadow would allow iff some rule matches; a DENY
-  shadow would allow iff none matches.
+- Shadow rules (dry-run): every dry-run policy has its own shadow-only filter, and these
+  run before all enforced filters (xds/rbac.py), so each request, denied ones included, gets
+  one ShadowResult per dry-run policy. An ALLOW shadow would allow iff some rule matches; a
+  DENY shadow would allow iff none matches.
 - Matchers, as Istio builds them: principals against the peer URI SAN `spiffe://<principal>`
   ("*" is the regex `.+`, "*x" the regex `spiffe://.*x`, "x*" the prefix `spiffe://x`);
   namespaces via the regex `.*/ns/<ns, * → .*>/.*` on the same SAN; no peer certificate
@@ -44,6 +45,7 @@ from functools import partial
 from typing import Literal
 
 from meshward.model.authorization import (
+    ACTION_ORDER,
     AuthzAction,
     AuthzPolicy,
     AuthzRule,
@@ -88,8 +90,8 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class ShadowResult:
-    """What one dry-run filter (ALLOW or DENY) would have decided, naming the rule that
-    matched (policy "ns/name" and rule index; "" and None when none did)."""
+    """What one dry-run policy would have decided: the policy "ns/name", the rule that
+    matched (None when none did), the policy's action and the shadow engine's result."""
 
     policy: str
     rule: int | None
@@ -129,6 +131,11 @@ class _Hit:
 
 def evaluate(authz: PortAuthz, request: Request) -> Decision:
     """Envoy's decision for `request` on a port whose policies are `authz`."""
+    shadow = tuple(
+        _shadow(policy, request)
+        for action in ACTION_ORDER
+        for policy in authz.of(action, dry_run=True)
+    )
     custom = _first_hit(authz.of("CUSTOM"), request)
     if custom is not None:
         return _deny(
@@ -136,29 +143,21 @@ def evaluate(authz: PortAuthz, request: Request) -> Decision:
             custom,
             f"matched CUSTOM policy {custom.label}; external authorization "
             f"(provider {custom.policy.provider!r}) is not available, so it fails closed",
+            shadow,
         )
     audited = tuple(h.label for h in _hits(authz.of("AUDIT"), request))
-    shadow: list[ShadowResult] = []
-    if authz.of("DENY", dry_run=True):
-        hit = _first_hit(authz.of("DENY", dry_run=True), request)
-        shadow.append(_shadow("DENY", hit, would_allow=hit is None))
     deny = _first_hit(authz.of("DENY"), request)
     if deny is not None:
         reason = f"matched DENY policy {deny.label}"
-        return _deny("DENY", deny, reason, tuple(shadow), audited)
-    if authz.of("ALLOW", dry_run=True):
-        hit = _first_hit(authz.of("ALLOW", dry_run=True), request)
-        shadow.append(_shadow("ALLOW", hit, would_allow=hit is not None))
+        return _deny("DENY", deny, reason, shadow, audited)
     allow_policies = authz.of("ALLOW")
     if not allow_policies:
-        return Decision(
-            True, "DEFAULT", "", None, "", "no ALLOW policy applies", tuple(shadow), audited
-        )
+        return Decision(True, "DEFAULT", "", None, "", "no ALLOW policy applies", shadow, audited)
     allow = _first_hit(allow_policies, request)
     if allow is None:
         in_force = ", ".join(p.ref for p in allow_policies)
         reason = f"no ALLOW rule matched; ALLOW policies in force: {in_force}"
-        return Decision(False, "ALLOW", "", None, "", reason, tuple(shadow), audited)
+        return Decision(False, "ALLOW", "", None, "", reason, shadow, audited)
     return Decision(
         True,
         "ALLOW",
@@ -166,7 +165,7 @@ def evaluate(authz: PortAuthz, request: Request) -> Decision:
         allow.rule.index,
         allow.rule_id,
         f"matched ALLOW policy {allow.label}",
-        tuple(shadow),
+        shadow,
         audited,
     )
 
@@ -183,10 +182,14 @@ def _deny(
     )
 
 
-def _shadow(action: AuthzAction, hit: _Hit | None, *, would_allow: bool) -> ShadowResult:
-    if hit is None:
-        return ShadowResult("", None, action, would_allow)
-    return ShadowResult(hit.policy.ref, hit.rule.index, action, would_allow)
+def _shadow(policy: AuthzPolicy, request: Request) -> ShadowResult:
+    """One dry-run policy's shadow filter. A matching rule makes a DENY (or fail-closed
+    CUSTOM) shadow deny and an ALLOW shadow allow; an AUDIT (LOG) shadow always allows."""
+    hit = _first_hit((policy,), request)
+    matched = hit is not None
+    would_allow = {"ALLOW": matched, "AUDIT": True}.get(policy.action, not matched)
+    rule = hit.rule.index if hit is not None else None
+    return ShadowResult(policy.ref, rule, policy.action, would_allow)
 
 
 def _hits(policies: Sequence[AuthzPolicy], request: Request) -> list[_Hit]:
