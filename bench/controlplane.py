@@ -20,8 +20,8 @@ Phases, each timed from the SIGHUP that `meshward apply` sends after writing the
            ns-0 has ACKed a new LDS version; pushes to the other proxies are counted (content
            hashed versions: expect none).
 Control-plane RSS (VmRSS, and VmHWM = peak) is read from /proc after each phase. Output: a
-table and bench/results/controlplane-<UTC>.json. `--profile` also runs model.build and 10
-proxy translations of the largest N under cProfile in this process and reports the top
+table and bench/results/controlplane-<UTC>.json. `--profile` also runs model.build and every
+proxy's translation of the largest N under cProfile in this process and reports the top
 functions. Every process is started here and stopped here by PID.
 """
 
@@ -389,15 +389,17 @@ def _profiled(work: Any, top: int) -> tuple[float, list[str]]:
 
 
 def profile(size: int, top: int = 12) -> dict[str, Any]:
-    """cProfile of model.build and of 10 proxy translations at `size`: where a reload's
+    """cProfile of model.build and of every proxy's translation at `size`: where a reload's
     time goes (the control plane rebuilds and retranslates every proxy on every reload)."""
     config = load_text(mesh_yaml(size))
     addresses = allocate(replicas(config.workloads), {}, POOL)
     built: list[Any] = []
     build_s, build_top = _profiled(lambda: built.append(build(config, addresses)), top)
-    proxies = built[0][0].proxies[:10]
+    proxies = built[0][0].proxies
+    # As the control plane does: one SharedResources for all proxies of a reload.
+    shared = translate.SharedResources()
     translate_s, translate_top = _profiled(
-        lambda: [translate.proxy_snapshot(proxy) for proxy in proxies], top
+        lambda: [translate.translate(proxy, shared) for proxy in proxies], top
     )
     return {
         "size": size,
