@@ -58,6 +58,16 @@ def test_expected_documents() -> None:
             "geo",
             "default",
         ),
+        *(
+            ("authorization.yaml", "security.istio.io/v1", "AuthorizationPolicy", ns, name)
+            for ns, name in (
+                ("core", "allow-nothing"),
+                ("core", "database-from-user-service"),
+                ("core", "user-service-readers"),
+                ("geo", "deny-plaintext-admin"),
+                ("geo", "deny-plaintext"),
+            )
+        ),
     }
 
 
@@ -112,5 +122,6 @@ def test_config_loader_accepts_the_example() -> None:
         len(loaded.workloads),
         len(loaded.services),
         len(loaded.peer_authentications),
+        len(loaded.authorization_policies),
         loaded.mesh.trust_domain,
-    ) == ((), 4, 4, 2, "cluster.local")
+    ) == ((), 4, 4, 2, 5, "cluster.local")
