@@ -7,7 +7,9 @@ awaits snapshot changes from a `SnapshotStore`, feeds both to the stream, writes
 stream returns, and reports the stream's events to an observer (the status board).
 
 One task, two awaitables (the next request, the next snapshot change), and one writer, so the
-stream state is never touched concurrently and responses are written in the order made.
+stream state is never touched concurrently and responses are written in the order made. The
+ADS server also passes a `PushLimiter`: each step (feed the stream, write its responses) waits
+for a permit, which bounds the responses in memory when every proxy is pushed at once.
 """
 
 from __future__ import annotations
