@@ -336,6 +336,23 @@ def envoy_configs(
 def envoy_pair(processes: Processes, workdir: Path, backend_port: int, pki: certs.Pki) -> Pair:
     client_port, server_port = free_port(), free_port()
     client, server = envoy_configs(pki, client_port, server_port, backend_port)
+    return start_envoy_pair(processes, workdir, (client, server), (client_port, server_port))
+
+
+def start_envoy_pair(
+    processes: Processes,
+    workdir: Path,
+    configs: tuple[dict[str, Any], dict[str, Any]],
+    ports: tuple[int, int],
+    *,
+    key: str = "c",
+    name: str = "envoy mTLS pair (h2)",
+) -> Pair:
+    """Start a (client, server) pair of static Envoy configs listening on `ports` (client,
+    server), server first, and wait until a request passes through both. Also used by
+    bench/authz.py, whose server configs carry RBAC filters."""
+    client, server = configs
+    client_port, server_port = ports
     started: list[Proxy] = []
     last: subprocess.Popen[bytes] | None = None
     for role, config in (("server", server), ("client", client)):
@@ -352,7 +369,7 @@ def envoy_pair(processes: Processes, workdir: Path, backend_port: int, pki: cert
         started.append(Proxy(role, last.pid))
     assert last is not None
     wait_http_ok(client_port, DEFAULT_PATH, last)
-    return Pair("c", "envoy mTLS pair (h2)", client_port, tuple(started), server_port)
+    return Pair(key, name, client_port, tuple(started), server_port)
 
 
 # --- (d) nginx pair ----------------------------------------------------------------------------
