@@ -287,9 +287,10 @@ def test_custom_fails_closed_before_everything() -> None:
         False,
         "CUSTOM",
         "ns[shop]-policy[ext]-rule[0]",
-        # Dry-run filters run before every enforced one (xds/rbac.py), CUSTOM included.
+        # Dry-run filters run before every enforced one (xds/rbac.py), CUSTOM included, and
+        # AUDIT before CUSTOM: Envoy marks the fail-closed request as audited.
         (ShadowResult("shop/dry", 0, "DENY", False),),
-        (),
+        ("shop/audit rule[0]",),
     )
 
 

@@ -5,8 +5,9 @@ Called by `meshward authz explain` and `authz preview` (cli/authz.py), the verif
 same `PortAuthz` the xds translator turns into RBAC filters, and models Envoy's RBAC
 evaluation of the translation Istio generates (pilot authz builder + generator):
 
-- Filter order (xds/rbac.py): the dry-run filters, then CUSTOM, then AUDIT, then DENY, then
-  ALLOW; a filter that denies ends the request, so later enforced filters never run.
+- Filter order (xds/rbac.py): the dry-run filters, then AUDIT, then CUSTOM, then DENY, then
+  ALLOW; a filter that denies ends the request, so later enforced filters never run (AUDIT,
+  which never denies, runs first so that it marks denied requests too).
   CUSTOM without external authorization fails closed: its rules act as a DENY filter.
 - Inside one filter Envoy keeps policies in a `std::map` by name, so the policy it reports
   (`rbac_access_denied_matched_policy[...]`, `shadow_effective_policy_id`) is the matching
@@ -136,6 +137,7 @@ def evaluate(authz: PortAuthz, request: Request) -> Decision:
         for action in ACTION_ORDER
         for policy in authz.of(action, dry_run=True)
     )
+    audited = tuple(h.label for h in _hits(authz.of("AUDIT"), request))
     custom = _first_hit(authz.of("CUSTOM"), request)
     if custom is not None:
         return _deny(
@@ -144,8 +146,8 @@ def evaluate(authz: PortAuthz, request: Request) -> Decision:
             f"matched CUSTOM policy {custom.label}; external authorization "
             f"(provider {custom.policy.provider!r}) is not available, so it fails closed",
             shadow,
+            audited,
         )
-    audited = tuple(h.label for h in _hits(authz.of("AUDIT"), request))
     deny = _first_hit(authz.of("DENY"), request)
     if deny is not None:
         reason = f"matched DENY policy {deny.label}"
