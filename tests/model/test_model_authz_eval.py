@@ -159,7 +159,11 @@ MATCHES: list[tuple[str, AuthzRule, Request, bool]] = [
     ("header present", when("request.headers[x-user]", ("*",)), REQ, True),
     ("header absent", when("request.headers[x-none]", ("*",)), REQ, False),
     ("header absent notValues", when("request.headers[x-none]", (), ("*",)), REQ, True),
-    ("repeated header joined", when("request.headers[x-tag]", ("a,b",)), REQ, True),
+    # Envoy matches each value of a repeated header alone (differential test).
+    ("repeated header, first value", when("request.headers[x-tag]", ("a",)), REQ, True),
+    ("repeated header, second value", when("request.headers[x-tag]", ("*b",)), REQ, True),
+    ("repeated header not joined", when("request.headers[x-tag]", ("a,b",)), REQ, False),
+    ("repeated header notValues", when("request.headers[x-tag]", (), ("b",)), REQ, False),
     ("header :method", when("request.headers[:method]", ("GET",)), REQ, True),
     ("source.ip", when("source.ip", ("10.0.0.0/8",)), REQ, True),
     ("source.ip not", when("source.ip", (), ("10.0.0.7/32",)), REQ, False),

@@ -23,11 +23,12 @@ evaluation of the translation Istio generates (pilot authz builder + generator):
   on `:authority`, case-insensitive, "*" = header present; methods exact on `:method`;
   paths on Envoy's url_path (query and fragment removed), "*" = regex `.+`, templates as
   Envoy's uri_template (`{*}` one segment of pchars, `{**}` any number, `/` included);
-  headers exact/prefix/suffix/present on the values joined by "," (Envoy's view of a
-  repeated header); CIDRs by containment (`ipBlocks` on the direct peer address,
-  `remoteIpBlocks` on the XFF-derived one); JWT matchers on `request_principal`
-  (`<iss>/<sub>`, split at the last "/") and `claims` — absent when `request_principal`
-  is "" (no jwt_authn metadata), so they never match and their not* forms always do.
+  headers exact/prefix/suffix/present on each value of a repeated header alone (Envoy 1.40
+  matches if any one value does; it does not join them); CIDRs by containment (`ipBlocks`
+  on the direct peer address, `remoteIpBlocks` on the XFF-derived one); JWT matchers on
+  `request_principal` (`<iss>/<sub>`, split at the last "/") and `claims` — absent when
+  `request_principal` is "" (no jwt_authn metadata), so they never match and their not*
+  forms always do.
 
 Decisions documented here: a peer certificate is assumed to carry its identity as the first
 URI SAN (meshward SVIDs do), so the subject/DNS-SAN fallback of Envoy's authenticated matcher
@@ -418,25 +419,24 @@ def _claim_matches(value: object, written: str) -> bool:
     return False
 
 
-def header_value(request: Request, name: str) -> str | None:
-    """A header as Envoy's header matcher sees it: repeated values joined with ","."""
+def header_values(request: Request, name: str) -> tuple[str, ...]:
+    """Every value of a header, one per occurrence (none: absent). Envoy's RBAC header
+    matcher matches when any one value does: `x-tag: a` and `x-tag: b` match "a" and "b",
+    never "a,b" (measured on Envoy 1.40 by the differential test)."""
     if not request.is_http:
-        return None
+        return ()
     name = name.lower()
     pseudo = {":authority": request.host, ":method": request.method, ":path": request.path}
     if name in pseudo:
-        return pseudo[name] or None
-    values = [v for n, v in request.headers if n.lower() == name]
-    return ",".join(values) if values else None
+        return (pseudo[name],) if pseudo[name] else ()
+    return tuple(v for n, v in request.headers if n.lower() == name)
 
 
 def _header_matches(name: str, written: str, request: Request) -> bool:
-    value = header_value(request, name)
-    if value is None:
-        return False
+    values = header_values(request, name)
     if written == "*":
-        return True  # present_match
-    return string_matches(string_match(written), value)
+        return bool(values)  # present_match, an empty value included
+    return any(string_matches(string_match(written), value) for value in values)
 
 
 def _service_account_matches(written: str, request: Request) -> bool:

@@ -578,7 +578,7 @@ def _header(
     name: str, match: authorization.StringMatch, *, ignore_case: bool = False
 ) -> route_components_pb2.HeaderMatcher:
     """Istio matcher.HeaderMatcher: `*` is present_match (a header may be present and empty);
-    otherwise a string match on the value (Envoy joins repeated headers with `,`)."""
+    otherwise a string match; a repeated header matches if any one value does (Envoy 1.40)."""
     if match.kind == "presence":
         return route_components_pb2.HeaderMatcher(name=name, present_match=True)
     return route_components_pb2.HeaderMatcher(
