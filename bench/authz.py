@@ -1,7 +1,8 @@
 """RBAC overhead benchmark: the same wrk load through an Envoy mTLS pair whose server side
 enforces 0, 10, 100 and 1000 authorization rules, in one run.
 
-    .venv/bin/python bench/authz.py [--quick] [--duration S] [--sizes 10 100 1000] [--no-deny]
+    .venv/bin/python bench/authz.py [--quick] [--rounds R] [--duration S] [--sizes N ...]
+                                    [--no-deny] [--no-save]
 
 The pair is bench/dataplane.py's (c): wrk → Envoy → (mTLS, HTTP/2) → Envoy → httpbin, static
 config, one worker each, the certificates of bench/certs.py. Only the server side's HTTP
@@ -204,6 +205,8 @@ class VariantResult:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     server_cpu_us_per_request: float = 0.0
+    server_cpu_us_range: tuple[float, float] = (0.0, 0.0)  # lowest and highest round
+    server_cpu_us_per_rule: float = 0.0  # over the baseline, per rule (set by `per_rule`)
     client_cpu_us_per_request: float = 0.0
     server_rss_mb: float = 0.0
     requests: int = 0
@@ -277,6 +280,8 @@ def summarize(running: Running, samples: list[dict[str, Any]]) -> VariantResult:
     for name in ("rps", "p50_ms", "p99_ms", "server_cpu_us_per_request",
                  "client_cpu_us_per_request", "server_rss_mb"):  # fmt: skip
         setattr(result, name, round(statistics.median(s[name] for s in samples), 3))
+    cpu = [s["server_cpu_us_per_request"] for s in samples]
+    result.server_cpu_us_range = (min(cpu), max(cpu))
     result.requests = sum(s["requests"] for s in samples)
     result.errors = sum(s["non_2xx"] + s["socket_errors"] for s in samples)
     result.strict_mtls_verified = all(s["strict_mtls_verified"] for s in samples)
@@ -321,6 +326,16 @@ def measure_all(
         return [summarize(each, samples[each.variant.key]) for each in running]
 
 
+def per_rule(results: Sequence[VariantResult]) -> None:
+    """Set each variant's server CPU over the baseline's, divided by its rule count: what one
+    more (non-matching) rule costs per request."""
+    base = next(r for r in results if r.rules == 0)
+    for r in results:
+        if r.rules:
+            extra = r.server_cpu_us_per_request - base.server_cpu_us_per_request
+            r.server_cpu_us_per_rule = round(extra / r.rules, 3)
+
+
 def ratios(results: Sequence[VariantResult]) -> dict[str, dict[str, float]]:
     """Per variant: req/s, p50, p99 and server CPU per request over the baseline's."""
     base = next(r for r in results if r.rules == 0)
@@ -337,36 +352,41 @@ def ratios(results: Sequence[VariantResult]) -> dict[str, dict[str, float]]:
 def table(results: Sequence[VariantResult], rates: dict[str, dict[str, float]]) -> str:
     lines = [
         f"{'variant':<11} {'rules':>5} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'srv µs/req':>10} {'srv MB':>7} {'x req/s':>8} {'x p50':>6} {'x p99':>6} "
-        f"{'x µs/req':>8}  check"
+        f"{'srv µs/req':>10} {'(range)':>13} {'srv MB':>7} {'x req/s':>8} {'x p50':>6} "
+        f"{'x p99':>6} {'x µs/req':>8}  check"
     ]
     for r in results:
         rate = rates[r.key]
+        low, high = r.server_cpu_us_range
+        span = f"({low:.0f}-{high:.0f})"
         lines.append(
             f"{r.key:<11} {r.rules:>5} {r.rps:>7.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
-            f"{r.server_cpu_us_per_request:>10.1f} {r.server_rss_mb:>7.1f} {rate['rps']:>8.3f} "
-            f"{rate['p50_ms']:>6.2f} {rate['p99_ms']:>6.2f} "
+            f"{r.server_cpu_us_per_request:>10.1f} {span:>13} {r.server_rss_mb:>7.1f} "
+            f"{rate['rps']:>8.3f} {rate['p50_ms']:>6.2f} {rate['p99_ms']:>6.2f} "
             f"{rate['server_cpu_us_per_request']:>8.2f}  {'ok' if r.verified else 'FAILED'}"
         )
+    costs = ", ".join(f"{r.key} {r.server_cpu_us_per_rule:.3f}" for r in results if r.rules)
+    lines.append(f"server CPU per rule over the baseline, µs/request: {costs}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds of load per sample")
-    parser.add_argument("--rounds", type=int, default=3, help="samples per variant (median)")
-    parser.add_argument("--quick", action="store_true", help="one round of 2 s per variant")
+    parser.add_argument("--duration", type=float, default=2.0, help="seconds of load per sample")
+    parser.add_argument("--rounds", type=int, default=5, help="samples per variant (median)")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 1 s per variant")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="rule counts")
     parser.add_argument("--no-deny", action="store_true", help="skip the deny-N variants")
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
     options = parser.parse_args(argv)
-    seconds, rounds = (2.0, 1) if options.quick else (options.duration, options.rounds)
+    seconds, rounds = (1.0, 2) if options.quick else (options.duration, options.rounds)
     if any(n < 1 for n in options.sizes) or rounds < 1:
         parser.error("--sizes and --rounds must be positive")
 
     with tempfile.TemporaryDirectory(prefix="meshward-bench-authz-") as tmp:
         chosen = variants(options.sizes, deny=not options.no_deny)
         results = measure_all(chosen, rounds, seconds, Path(tmp))
+    per_rule(results)
     rates = ratios(results)
     print(table(results, rates))
     report = {

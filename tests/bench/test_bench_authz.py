@@ -127,13 +127,16 @@ def test_server_config_puts_rbac_before_the_router() -> None:
     )
 
 
-def test_ratios_are_to_the_baseline() -> None:
+def test_ratios_and_cost_per_rule_are_over_the_baseline() -> None:
     def result(key: str, rules: int, rps: float, cpu: float) -> Any:
         return authz.VariantResult(
             key, rules, 0, 0, rps=rps, p50_ms=1.0, p99_ms=2.0, server_cpu_us_per_request=cpu
         )
 
-    rates = authz.ratios([result("none", 0, 1000.0, 40.0), result("allow-10", 10, 800.0, 50.0)])
+    results = [result("none", 0, 1000.0, 40.0), result("allow-10", 10, 800.0, 50.0)]
+    rates = authz.ratios(results)
+    authz.per_rule(results)
+    assert [r.server_cpu_us_per_rule for r in results] == [0.0, 1.0]
     assert rates == {
         "none": {"rps": 1.0, "p50_ms": 1.0, "p99_ms": 1.0, "server_cpu_us_per_request": 1.0},
         "allow-10": {"rps": 0.8, "p50_ms": 1.0, "p99_ms": 1.0, "server_cpu_us_per_request": 1.25},
