@@ -1,6 +1,6 @@
 """Harness of the RBAC differential test: generated policies and requests, and a real Envoy.
 
-Used by test_xds_rbac_differential.py only. Two halves:
+Used by test_xds_rbac_differential.py only.
 
 - hypothesis strategies for `PortAuthz` values as model/ compiles them (values already
   normalised: exact-only methods, CIDRs, no ports) and for `Probe`s — requests a client
@@ -9,12 +9,15 @@ Used by test_xds_rbac_differential.py only. Two halves:
   pool overlaps the others so that rules both match and miss.
 - `ServerEnvoy`: one server Envoy per batch, started from a static bootstrap that the real
   translator (xds/translate.py, hence xds/rbac.py) built for a sidecar with one PERMISSIVE
-  HTTP inbound port per generated `PortAuthz`. The batch's probes are fired at it, Envoy is
-  stopped by PID, and its access log (complete only once Envoy has exited) is read back by
-  probe id.
+  inbound port (HTTP, or TCP) per generated `PortAuthz`. The batch's probes are fired at it,
+  Envoy is stopped by PID, and its access log (complete only once Envoy has exited) is read
+  back by probe id (HTTP) or client address (TCP).
+- `minimise`: after a disagreement, the smallest PortAuthz that still disagrees, found by
+  greedy reductions judged by real Envoy runs.
 
-Starting one Envoy per batch of 30 ports costs ~0.2 s; pushing listeners over ADS would need
-an ACK wait and a flushed access log per batch for no gain here.
+Starting one Envoy per batch of 30 ports costs ~0.3 s (measured); pushing listeners over ADS
+instead would need an ACK wait and a flushed access log per batch for no gain here. The
+clients' TLS handshakes in Python are the bulk of the time (~6 ms per request).
 """
 
 from __future__ import annotations
@@ -154,30 +157,34 @@ class Probe:
     sni: str = ""
     xff: str = ""
 
-    def request(self, port: int) -> Request:
+    def request(self, port: int, *, http: bool = True) -> Request:
         """The evaluator's view: the connection manager (use_remote_address false, no
-        trusted hops) takes the right-most X-Forwarded-For address as the remote address."""
+        trusted hops) takes the right-most X-Forwarded-For address as the remote address.
+        On a TCP port the same bytes are only a stream: no headers, no remote address."""
         headers = self.headers + ((("x-forwarded-for", self.xff),) if self.xff else ())
         return Request(
             source_principal=self.identity,
             source_ip=self.source_ip,
             destination_ip=SERVER_IP,
             destination_port=port,
-            remote_ip=self.xff.rsplit(",", 1)[-1].strip(),
+            remote_ip=self.xff.rsplit(",", 1)[-1].strip() if http else "",
             sni=self.sni if self.identity else "",
             host=self.host,
             method=self.method,
             path=self.path,
             headers=headers,
+            is_http=http,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Case:
-    """One generated port: its policies and the probes sent to it."""
+    """One generated port: its policies, the probes sent to it, and its protocol (a TCP
+    port gets network RBAC filters; its probes send the same HTTP bytes over tcp_proxy)."""
 
     authz: PortAuthz
     probes: tuple[Probe, ...]
+    http: bool = True
 
 
 # --- strategies -------------------------------------------------------------------------------
@@ -207,6 +214,12 @@ _SOURCE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "remote_ip_blocks": _some(CIDRS),
     "not_remote_ip_blocks": _some(CIDRS),
 }
+# On a TCP port model/ keeps only what the network filter can see (no requestPrincipals,
+# operations or request.* conditions: an ALLOW rule with them is dropped, other rules lose them).
+_TCP_SOURCE_FIELDS = {
+    name: strategy for name, strategy in _SOURCE_FIELDS.items() if "request" not in name
+}
+_TCP_CONDITION_KEYS = tuple(sorted(k for k in CONDITION_VALUES if not k.startswith("request.")))
 _OPERATION_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "hosts": _matches(HOSTS),
     "not_hosts": _matches(HOSTS),
@@ -225,8 +238,8 @@ def _fields(draw: st.DrawFn, fields: dict[str, st.SearchStrategy[Any]]) -> dict[
 
 
 @st.composite
-def conditions(draw: st.DrawFn) -> Condition:
-    key = draw(st.sampled_from(sorted(CONDITION_VALUES)))
+def conditions(draw: st.DrawFn, keys: Sequence[str] = tuple(sorted(CONDITION_VALUES))) -> Condition:
+    key = draw(st.sampled_from(keys))
     values = CONDITION_VALUES[key]
     which = draw(st.sampled_from(("values", "not_values", "both")))
     return Condition(
@@ -237,7 +250,15 @@ def conditions(draw: st.DrawFn) -> Condition:
 
 
 @st.composite
-def rules(draw: st.DrawFn, index: int) -> AuthzRule:
+def rules(draw: st.DrawFn, index: int, http: bool) -> AuthzRule:
+    if not http:
+        return AuthzRule(
+            index,
+            sources=tuple(
+                SourceMatch(**f) for f in draw(st.lists(_fields(_TCP_SOURCE_FIELDS), max_size=2))
+            ),
+            conditions=tuple(draw(st.lists(conditions(_TCP_CONDITION_KEYS), max_size=2))),
+        )
     return AuthzRule(
         index,
         sources=tuple(
@@ -262,7 +283,7 @@ _KINDS: tuple[tuple[AuthzAction, bool], ...] = (
 
 
 @st.composite
-def policies(draw: st.DrawFn) -> AuthzPolicy:
+def policies(draw: st.DrawFn, http: bool) -> AuthzPolicy:
     action, dry_run = draw(st.sampled_from(_KINDS))
     # Rule indices as written: a compiled rule keeps its position even when model/ removed
     # the ones before it, and `rule[10]` sorts before `rule[2]` in Envoy's policy map.
@@ -271,16 +292,16 @@ def policies(draw: st.DrawFn) -> AuthzPolicy:
         namespace=draw(st.sampled_from(POLICY_NAMESPACES)),
         name=draw(st.sampled_from(POLICY_NAMES)),
         action=action,
-        rules=tuple(draw(rules(i)) for i in sorted(indices)),
+        rules=tuple(draw(rules(i, http)) for i in sorted(indices)),
         dry_run=dry_run,
         provider="ext-authz" if action == "CUSTOM" else "",
     )
 
 
-def port_authz() -> st.SearchStrategy[PortAuthz]:
+def port_authz(*, http: bool) -> st.SearchStrategy[PortAuthz]:
     """1-3 policies with distinct (namespace, name), in model/'s evaluation order."""
     return st.lists(
-        policies(), min_size=1, max_size=3, unique_by=lambda p: (p.namespace, p.name)
+        policies(http), min_size=1, max_size=3, unique_by=lambda p: (p.namespace, p.name)
     ).map(
         lambda found: PortAuthz(
             tuple(sorted(found, key=lambda p: (ACTION_ORDER.index(p.action), p.namespace, p.name)))
@@ -304,10 +325,10 @@ def probes(draw: st.DrawFn) -> Probe:
 
 
 def cases(probes_per_case: int) -> st.SearchStrategy[Case]:
-    return st.builds(
-        Case,
-        port_authz(),
-        st.lists(probes(), min_size=probes_per_case, max_size=probes_per_case).map(tuple),
+    """An HTTP port, or (one time in five) a TCP port."""
+    sent = st.lists(probes(), min_size=probes_per_case, max_size=probes_per_case).map(tuple)
+    return st.sampled_from((True, True, True, True, False)).flatmap(
+        lambda http: st.builds(Case, port_authz(http=http), sent, st.just(http))
     )
 
 
@@ -393,11 +414,18 @@ def client_contexts(pki: Pki) -> dict[str, ssl.SSLContext]:
     return contexts
 
 
-def send(probe: Probe, port: int, probe_id: str, contexts: dict[str, ssl.SSLContext]) -> int:
-    """Send `probe` to SERVER_IP:port from its source address; the HTTP status."""
+DENIED_TCP = 0  # the status of a TCP connection that Envoy closed without an answer
+
+
+def send(
+    probe: Probe, port: int, probe_id: str, contexts: dict[str, ssl.SSLContext], *, tcp: bool
+) -> tuple[int, str]:
+    """Send `probe` to SERVER_IP:port from its source address: the HTTP status (DENIED_TCP
+    when a TCP port closed the connection unanswered) and the client's "ip:port"."""
     raw = socket.create_connection(
         (SERVER_IP, port), timeout=10, source_address=(probe.source_ip, 0)
     )
+    client = "{}:{}".format(*raw.getsockname())
     sock: socket.socket = raw
     if probe.identity:
         sock = contexts[probe.identity].wrap_socket(raw, server_hostname=probe.sni or None)
@@ -414,7 +442,11 @@ def send(probe: Probe, port: int, probe_id: str, contexts: dict[str, ssl.SSLCont
         connection.endheaders()
         response = connection.getresponse()
         response.read()
-        return response.status
+        return response.status, client
+    except (http.client.RemoteDisconnected, ConnectionResetError, ssl.SSLEOFError):
+        if not tcp:
+            raise
+        return DENIED_TCP, client
     finally:
         connection.close()
 
@@ -448,34 +480,39 @@ class ServerEnvoy:
         proxy = xds_cases.proxy(
             server_pod,
             inbound=tuple(
-                ir.InboundPort(port, "HTTP", "PERMISSIVE", "differential", case.authz)
+                ir.InboundPort(
+                    port, "HTTP" if case.http else "TCP", "PERMISSIVE", "differential", case.authz
+                )
                 for port, case in zip(self.ports, batch, strict=False)
             ),
         )
         log_file = self.directory / f"server-{self.batches}.log"
-        statuses: dict[str, int] = {}
-        with self._envoy(proxy, log_file):
-            jobs = {
-                f"{i}.{j}": (probe, self.ports[i])
+        sent: dict[str, tuple[int, str]] = {}
+        with (
+            self._envoy(proxy, log_file),
+            concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool,
+        ):
+            futures = {
+                f"{i}.{j}": pool.submit(
+                    send, probe, self.ports[i], f"{i}.{j}", self.contexts, tcp=not case.http
+                )
                 for i, case in enumerate(batch)
                 for j, probe in enumerate(case.probes)
             }
-            with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
-                futures = {
-                    probe_id: pool.submit(send, probe, port, probe_id, self.contexts)
-                    for probe_id, (probe, port) in jobs.items()
-                }
-                statuses = {probe_id: f.result() for probe_id, f in futures.items()}
-        entries = {
-            e["probe"]: e
-            for e in (
-                json.loads(line)
-                for line in log_file.read_text().splitlines()
-                if line.startswith("{") and '"meshward-access"' in line
-            )
-        }
+            sent = {probe_id: f.result() for probe_id, f in futures.items()}
+        # HTTP entries carry the probe header; a TCP entry only the client's address.
+        entries: dict[str, dict[str, Any]] = {}
+        for line in log_file.read_text().splitlines():
+            if line.startswith("{") and '"meshward-access"' in line:
+                entry = json.loads(line)
+                entries[entry.get("probe") or entry["remote"]] = entry
         return [
-            [Observed(statuses[f"{i}.{j}"], entries[f"{i}.{j}"]) for j in range(len(case.probes))]
+            [
+                Observed(
+                    sent[f"{i}.{j}"][0], entries[f"{i}.{j}" if case.http else sent[f"{i}.{j}"][1]]
+                )
+                for j in range(len(case.probes))
+            ]
             for i, case in enumerate(batch)
         ]
 
@@ -537,23 +574,22 @@ def _wait_ready(admin: tuple[str, int], process: subprocess.Popen[bytes], log: P
 
 # --- minimising a disagreement ------------------------------------------------------------------
 
-Disagrees = Callable[[PortAuthz, Probe, int, Observed], bool]
+Disagrees = Callable[[Case, Probe, int, Observed], bool]
 
 
-def minimise(
-    server: ServerEnvoy, authz: PortAuthz, probe: Probe, disagrees: Disagrees
-) -> PortAuthz:
+def minimise(server: ServerEnvoy, case: Case, probe: Probe, disagrees: Disagrees) -> PortAuthz:
     """The smallest PortAuthz (no policy, rule, part or value can go) for which Envoy and the
     evaluator still disagree on `probe`: greedy one-step reductions, each round's candidates
     judged by real Envoy runs of up to one batch each. Only runs after a failure."""
+    authz, http = case.authz, case.http
     while True:
         candidates = list(_reductions(authz))
         found = None
         for start in range(0, len(candidates), len(server.ports)):
             chunk = candidates[start : start + len(server.ports)]
-            results = server.run([Case(c, (probe,)) for c in chunk])
+            results = server.run([Case(c, (probe,), http) for c in chunk])
             for candidate, port, (observation,) in zip(chunk, server.ports, results, strict=False):
-                if disagrees(candidate, probe, port, observation):
+                if disagrees(Case(candidate, (probe,), http), probe, port, observation):
                     found = candidate
                     break
             if found is not None:
