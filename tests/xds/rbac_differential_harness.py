@@ -488,18 +488,19 @@ class ServerEnvoy:
         )
         log_file = self.directory / f"server-{self.batches}.log"
         sent: dict[str, tuple[int, str]] = {}
-        with (
-            self._envoy(proxy, log_file),
-            concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool,
-        ):
-            futures = {
-                f"{i}.{j}": pool.submit(
-                    send, probe, self.ports[i], f"{i}.{j}", self.contexts, tcp=not case.http
-                )
-                for i, case in enumerate(batch)
-                for j, probe in enumerate(case.probes)
-            }
-            sent = {probe_id: f.result() for probe_id, f in futures.items()}
+        with self._envoy(proxy, log_file) as admin:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+                futures = {
+                    f"{i}.{j}": pool.submit(
+                        send, probe, self.ports[i], f"{i}.{j}", self.contexts, tcp=not case.http
+                    )
+                    for i, case in enumerate(batch)
+                    for j, probe in enumerate(case.probes)
+                }
+                sent = {probe_id: f.result() for probe_id, f in futures.items()}
+            # A TCP connection is logged when Envoy has seen it close: wait for that before
+            # stopping Envoy, so that no entry is lost.
+            _wait_idle(admin)
         # HTTP entries carry the probe header; a TCP entry only the client's address.
         entries: dict[str, dict[str, Any]] = {}
         for line in log_file.read_text().splitlines():
@@ -517,7 +518,7 @@ class ServerEnvoy:
         ]
 
     @contextlib.contextmanager
-    def _envoy(self, proxy: ir.ProxyModel, log_file: Path) -> Iterator[None]:
+    def _envoy(self, proxy: ir.ProxyModel, log_file: Path) -> Iterator[tuple[str, int]]:
         admin = (SERVER_IP, free_ports(1)[0])
         config = bootstrap.static_bootstrap(
             translate.proxy_snapshot(proxy),
@@ -544,7 +545,7 @@ class ServerEnvoy:
             )
         try:
             _wait_ready(admin, process, log_file)
-            yield
+            yield admin
         finally:
             process.terminate()
             try:
@@ -552,6 +553,27 @@ class ServerEnvoy:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _wait_idle(admin: tuple[str, int]) -> None:
+    """Until no listener has an active downstream connection (admin `/stats`)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection(*admin, timeout=2)
+        try:
+            connection.request("GET", "/stats?filter=downstream_cx_active")
+            text = connection.getresponse().read().decode()
+        finally:
+            connection.close()
+        active = sum(
+            int(value)
+            for name, _, value in (line.partition(": ") for line in text.splitlines())
+            if name.startswith("listener.") and not name.startswith("listener.admin")
+        )
+        if active == 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError("envoy connections still open after 10 s")
 
 
 def _wait_ready(admin: tuple[str, int], process: subprocess.Popen[bytes], log: Path) -> None:
