@@ -28,7 +28,6 @@ import http.client
 import json
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +38,7 @@ from typing import Any
 
 import xds_cases
 from hypothesis import strategies as st
+from static_envoy import static_envoy
 from xds_pki import Pki
 
 from meshward.model import authz, ir
@@ -55,7 +55,6 @@ from meshward.model.authorization import (
 )
 from meshward.model.authz_eval import Request
 from meshward.xds import bootstrap, translate
-from meshward.xds.envoy_binary import envoy_path
 
 SERVER_IP, APP_IP = "127.0.61.1", "127.0.61.2"
 CLIENT_IPS = ("127.0.62.1", "127.0.62.2", "127.0.63.1")
@@ -526,33 +525,8 @@ class ServerEnvoy:
             node_id=proxy.node_id,
             secrets_dir=self.secrets,
         )
-        config_file = log_file.with_suffix(".json")
-        config_file.write_text(json.dumps(config))
-        with log_file.open("w") as log:
-            process = subprocess.Popen(
-                [
-                    str(envoy_path()),
-                    "-c",
-                    str(config_file),
-                    "--concurrency",
-                    "1",
-                    "--disable-hot-restart",
-                    "--log-level",
-                    "warn",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            _wait_ready(admin, process, log_file)
+        with static_envoy(config, log_file, admin, poll=0.02):
             yield admin
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def _wait_idle(admin: tuple[str, int]) -> None:
@@ -574,24 +548,6 @@ def _wait_idle(admin: tuple[str, int]) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("envoy connections still open after 10 s")
-
-
-def _wait_ready(admin: tuple[str, int], process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"envoy exited during start-up:\n{log.read_text()[-3000:]}")
-        connection = http.client.HTTPConnection(*admin, timeout=1)
-        try:
-            connection.request("GET", "/ready")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            connection.close()
-        time.sleep(0.02)
-    raise AssertionError("envoy not ready within 20 s")
 
 
 # --- minimising a disagreement ------------------------------------------------------------------

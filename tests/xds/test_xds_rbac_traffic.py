@@ -14,9 +14,7 @@ import contextlib
 import http.client
 import json
 import socket
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 
 import pytest
 import xds_cases
+from static_envoy import static_envoy
 from xds_pki import Pki
 
 from meshward.model import ir
@@ -36,7 +35,6 @@ from meshward.model.authorization import (
     StringMatch,
 )
 from meshward.xds import access_log, bootstrap, translate
-from meshward.xds.envoy_binary import envoy_path
 
 pytestmark = pytest.mark.e2e
 
@@ -160,51 +158,9 @@ def _envoy(proxy: ir.ProxyModel, secrets: Path, log_file: Path) -> Iterator[tupl
     config = bootstrap.static_bootstrap(
         translate.proxy_snapshot(proxy), admin=admin, node_id=proxy.node_id, secrets_dir=secrets
     )
-    config_file = log_file.with_suffix(".json")
-    config_file.write_text(json.dumps(config))
-    with log_file.open("w") as log:
-        process = subprocess.Popen(
-            [
-                str(envoy_path()),
-                "-c",
-                str(config_file),
-                "--concurrency",
-                "1",
-                "--disable-hot-restart",
-                "--log-level",
-                "warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_ready(admin, process)
+    with static_envoy(config, log_file, admin):
         yield admin
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
     assert "deprecated" not in log_file.read_text()
-
-
-def _wait_ready(admin: tuple[str, int], process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "envoy exited during start-up"
-        connection = http.client.HTTPConnection(*admin, timeout=1)
-        try:
-            connection.request("GET", "/ready")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            connection.close()
-        time.sleep(0.05)
-    raise AssertionError("envoy not ready within 20 s")
 
 
 def _get(proxy_port: int, url: str, probe: str) -> int:

@@ -13,9 +13,7 @@ import hashlib
 import http.client
 import json
 import socket
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,11 +22,11 @@ import pytest
 import xds_cases
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from static_envoy import static_envoy
 from xds_pki import Pki
 
 from meshward.model import ir
 from meshward.xds import bootstrap, translate
-from meshward.xds.envoy_binary import envoy_path
 
 pytestmark = pytest.mark.e2e
 
@@ -87,52 +85,10 @@ def _envoy(proxy: ir.ProxyModel, secrets: Path, workdir: Path) -> Iterator[None]
         translate.proxy_snapshot(proxy), admin=admin, node_id=proxy.node_id, secrets_dir=secrets
     )
     name = proxy.pod.key.workload
-    config_file = workdir / f"{name}.json"
-    config_file.write_text(json.dumps(config))
-    with (workdir / f"{name}.log").open("w") as log:
-        process = subprocess.Popen(
-            [
-                str(envoy_path()),
-                "-c",
-                str(config_file),
-                "--concurrency",
-                "1",
-                "--disable-hot-restart",
-                "--log-level",
-                "warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_ready(admin, process)
+    with static_envoy(config, workdir / f"{name}.log", admin):
         yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
     # The translated config uses no deprecated field or runtime key (Envoy warns on each).
     assert "deprecated" not in (workdir / f"{name}.log").read_text()
-
-
-def _wait_ready(admin: tuple[str, int], process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "envoy exited during start-up"
-        connection = http.client.HTTPConnection(*admin, timeout=1)
-        try:
-            connection.request("GET", "/ready")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            connection.close()
-        time.sleep(0.05)
-    raise AssertionError("envoy not ready within 20 s")
 
 
 def _get(address: tuple[str, int], target: str, headers: dict[str, str]) -> tuple[int, bytes]:
