@@ -39,7 +39,7 @@ def test_only_user_service_reaches_the_database(
 
     assert explain(state, "--from", "location-service", "-n", "geo", "--to", "database.core") == 1
     out = capsys.readouterr().out
-    assert "decision: DENY (403)" in out
+    assert "decision: DENY (connection closed)" in out  # TCP: no HTTP status
     assert "core/database-from-user-service" in out  # the policy that could have allowed it
 
 

@@ -184,12 +184,13 @@ def _explain_one(
         lines.append("  decision: REFUSED at the TLS handshake: STRICT requires a mesh certificate")
         return lines, True
     decision = evaluate(port.authz, request)
-    lines += _decision_lines(decision)
+    lines += _decision_lines(decision, http=request.is_http)
     return lines, not decision.allowed
 
 
-def _decision_lines(decision: Decision) -> list[str]:
-    verdict = "ALLOW" if decision.allowed else "DENY (403)"
+def _decision_lines(decision: Decision, *, http: bool) -> list[str]:
+    refusal = "DENY (403)" if http else "DENY (connection closed)"
+    verdict = "ALLOW" if decision.allowed else refusal
     lines = [f"  decision: {verdict}"]
     if decision.policy:
         rule = f" rule[{decision.rule}]" if decision.rule is not None else ""
