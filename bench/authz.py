@@ -40,6 +40,7 @@ from typing import Any
 
 import certs
 import dataplane
+import harness
 from google.protobuf import json_format
 
 from meshward.model import authorization
@@ -224,19 +225,19 @@ class Running:
     """A started pair for one variant, with the admin port of its server Envoy."""
 
     variant: Variant
-    pair: dataplane.Pair
+    pair: harness.Pair
     admin_port: int
 
 
 def start_variant(
-    processes: dataplane.Processes, variant: Variant, workdir: Path, backend_port: int,
+    processes: harness.Processes, variant: Variant, workdir: Path, backend_port: int,
     pki: certs.Pki,
 ) -> Running:  # fmt: skip
     """Start the pair for `variant` (its files in `workdir/<key>`), ready for load."""
     directory = workdir / variant.key
     directory.mkdir()
-    ports = (dataplane.free_port(), dataplane.free_port(), backend_port)
-    admin_port = dataplane.free_port()
+    ports = (harness.free_port(), harness.free_port(), backend_port)
+    admin_port = harness.free_port()
     pair = dataplane.start_envoy_pair(
         processes,
         directory,
@@ -308,13 +309,13 @@ def measure_all(
     shared) does not always penalise the same variant; the medians absorb the rest."""
     with dataplane.started(workdir) as processes:
         pki = certs.write_pki(workdir)
-        backend_port = dataplane.free_port()
+        backend_port = harness.free_port()
         backend = processes.start(
             "backend",
             [sys.executable, "-m", "meshward.samples.httpbin", "--quiet", "--host", "127.0.0.1",
              "--port", str(backend_port)],
         )  # fmt: skip
-        dataplane.wait_http_ok(backend_port, dataplane.DEFAULT_PATH, backend)
+        harness.wait_http_ok(backend_port, dataplane.DEFAULT_PATH, backend)
         running = [start_variant(processes, v, workdir, backend_port, pki) for v in variants]
         samples: dict[str, list[dict[str, Any]]] = {v.key: [] for v in variants}
         for round_ in range(rounds):

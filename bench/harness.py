@@ -1,0 +1,158 @@
+"""Bench processes and their costs: children stopped by PID, readiness, RSS and CPU from /proc.
+
+Shared by bench/dataplane.py and bench/authz.py (which import these names from here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+class Processes:
+    """Children started by this run; `stop_all` stops each by PID (never by name).
+
+    `defer` registers a stop action for processes this run did not parent itself (the
+    meshward mesh, which `meshward down` stops); those run first, newest first.
+    """
+
+    def __init__(self, logs: Path) -> None:
+        self._logs = logs
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._deferred: list[Callable[[], None]] = []
+
+    def defer(self, stop: Callable[[], None]) -> None:
+        self._deferred.append(stop)
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = (self._logs / f"{name}.log").open("wb")
+        child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self._logs)
+        log.close()
+        self._children.append(child)
+        return child
+
+    def stop_all(self) -> None:
+        failures: list[Exception] = []
+        while self._deferred:
+            try:
+                self._deferred.pop()()
+            except Exception as error:  # stop the children anyway, then report it
+                failures.append(error)
+        for child in reversed(self._children):
+            if child.poll() is None:
+                child.terminate()
+        for child in self._children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if failures:
+            raise failures[0]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_http_ok(
+    port: int,
+    path: str,
+    child: subprocess.Popen[bytes] | None,
+    timeout: float = 20,
+    *,
+    host: str = "127.0.0.1",
+    headers: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """Poll until GET path on host:port answers 200 (the whole chain is up)."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if child is not None and child.poll() is not None:
+            raise RuntimeError(f"process {child.pid} exited with {child.returncode}")
+        connection = http.client.HTTPConnection(host, port, timeout=2)
+        try:
+            connection.request("GET", path, headers=dict(headers))
+            response = connection.getresponse()
+            response.read()
+            if response.status == 200:
+                return
+            last = f"HTTP {response.status}"
+        except OSError as error:
+            last = str(error)
+        finally:
+            connection.close()
+        time.sleep(0.1)
+    raise RuntimeError(f"{host}:{port}{path} not ready after {timeout}s: {last}")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (nginx: master and worker), from /proc/*/stat."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = [pid], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        tree.extend(children)
+        frontier = children
+    return tree
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    # proc(5): fields 14 and 15 are utime and stime in clock ticks; the command name (field 2)
+    # may contain spaces, so split after its closing parenthesis.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """One proxy of a pair; `pid` is its main process (descendants are counted with it)."""
+
+    role: str  # "client" or "server"
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """A proxy pair ready for load: wrk sends to `host`:`port` with `headers`.
+
+    `others` are processes measured like the proxies but reported apart (meshward's control
+    plane, agent and its own backend instance): they are not on the request path.
+    """
+
+    key: str  # "a", "b", "c", "d"
+    name: str
+    port: int
+    proxies: tuple[Proxy, ...] = ()
+    server_port: int = 0  # the mTLS side, probed for STRICT; 0 for the direct path
+    host: str = "127.0.0.1"
+    server_host: str = "127.0.0.1"
+    headers: tuple[tuple[str, str], ...] = ()
+    trust_root: Path | None = None  # CA of the mTLS side; None: the bench PKI's root
+    others: tuple[Proxy, ...] = ()
