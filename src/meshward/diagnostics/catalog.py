@@ -5,6 +5,8 @@ Ranges (one owner each, so parallel work never collides):
   MW02xx  model/   — references between resources, conflicts, effective policy
   MW03xx  xds/     — translation: a resource that drops itself
   MW04xx  runtime  — control plane and data plane at run time (NACKs, CA, apply)
+  MW05xx  analyze/ — best-practice findings (meshward analyze)
+  MW06xx  admission/ — admission policy violations (refused or audited changes)
 A retired code stays in the table with `retired=True`; its number is never given out again.
 """
 
@@ -114,6 +116,8 @@ CATALOG: dict[str, Code] = _table(
     # MW042x ca/ — the CA's own certificates (CertificateAuthority.health)
     Code("MW0420", W, "CA signing or root certificate expires soon; rotate it"),
     Code("MW0421", E, "CA signing or root certificate has expired"),
+    # --- MW05xx analyze --------------------------------------------------------------------
+    # --- MW06xx admission ------------------------------------------------------------------
 )
 
 

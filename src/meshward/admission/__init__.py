@@ -1,0 +1,1 @@
+"""admission/: policies every change must pass before up or apply accept it."""
