@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from meshward.config import (
+    admission_policy,
     authorization_policy,
     destination_rule,
     document,
@@ -65,6 +66,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("PeerAuthentication", _SECURITY, peer_authentication.parse),
     Kind("DestinationRule", _NETWORKING_ALL, destination_rule.parse),
     Kind("AuthorizationPolicy", _SECURITY, parse_annotated=authorization_policy.parse),
+    Kind("AdmissionPolicy", _MESHWARD, admission_policy.parse),
     Kind("RequestAuthentication", _SECURITY, unsupported_code="MW0127"),
     Kind("Gateway", _NETWORKING_ALL, unsupported_code="MW0105"),
     Kind("VirtualService", _NETWORKING_ALL, unsupported_code="MW0105"),
@@ -85,12 +87,22 @@ def find(api_version: str, kind: str) -> Kind | None:
     return _BY_VERSION_KIND.get((api_version, kind))
 
 
+# The exception annotations admission/ reads (docs/admission.md); kept for every kind.
+EXCEPTION_ANNOTATION = "meshward.io/exception"
+APPROVED_BY_ANNOTATION = "meshward.io/exception-approved-by"
+
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """What one document became: a resource (None if left out) and its diagnostics."""
+    """What one document became: a resource (None if left out) and its diagnostics.
+
+    `exception` is the resource's (reason, approved-by) exception annotations, None if it
+    has neither (the loader turns it into a `resources.ExceptionClaim`).
+    """
 
     resource: Resource | None
     diagnostics: tuple[Diagnostic, ...]
+    exception: tuple[str, str] | None = None
 
 
 def decode(doc: document.Document, order: int) -> Decoded:
@@ -99,7 +111,7 @@ def decode(doc: document.Document, order: int) -> Decoded:
     resource = _decode(doc, order, report)
     # Reported in file order, whatever order the parser read the fields in.
     diagnostics = tuple(sorted(report.diagnostics, key=lambda d: d.location.line))
-    return Decoded(None if report.failed else resource, diagnostics)
+    return Decoded(None if report.failed else resource, diagnostics, _exception(doc))
 
 
 def _decode(doc: document.Document, order: int, report: Report) -> Resource | None:
@@ -161,6 +173,26 @@ def _annotations(root: document.Mapping) -> document.Mapping | None:
         return None
     found = meta.value.get("annotations")
     return found.value if found is not None and isinstance(found.value, document.Mapping) else None
+
+
+def _exception(doc: document.Document) -> tuple[str, str] | None:
+    if not isinstance(doc.root, document.Mapping):
+        return None
+    annotations = _annotations(doc.root)
+    if annotations is None:
+        return None
+    found = [
+        _string(annotations.get(key)) for key in (EXCEPTION_ANNOTATION, APPROVED_BY_ANNOTATION)
+    ]
+    if found == [None, None]:
+        return None
+    return (found[0] or "", found[1] or "")
+
+
+def _string(entry: document.Entry | None) -> str | None:
+    if entry is None or not isinstance(entry.value, document.Scalar):
+        return None
+    return entry.value.value if isinstance(entry.value.value, str) else None
 
 
 def _placeholder(api_version: str, kind_name: str, doc: document.Document) -> Meta:

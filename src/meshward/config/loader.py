@@ -17,9 +17,11 @@ from pathlib import Path
 from meshward.config import document, kind, mesh_config, source
 from meshward.config.report import Report
 from meshward.config.resources import (
+    AdmissionPolicy,
     AuthorizationPolicy,
     ConfigSet,
     DestinationRule,
+    ExceptionClaim,
     MeshConfig,
     Meta,
     PeerAuthentication,
@@ -60,6 +62,7 @@ class _Assembly:
 
     def __init__(self) -> None:
         self.resources: list[Resource] = []
+        self.exceptions: list[ExceptionClaim] = []
         self.diagnostics: list[Diagnostic] = []
         self._first: dict[tuple[str, str, str], Meta] = {}
         self._mesh: MeshConfig | None = None
@@ -108,6 +111,11 @@ class _Assembly:
             return
         self._first[key] = meta
         self.resources.append(resource)
+        if decoded.exception is not None:
+            reason, approved_by = decoded.exception
+            self.exceptions.append(
+                ExceptionClaim(meta.ref, reason, approved_by, meta.file, meta.line)
+            )
 
     def result(self, prefix: Sequence[Diagnostic] = ()) -> ConfigSet:
         resources = self.resources
@@ -121,4 +129,6 @@ class _Assembly:
             authorization_policies=tuple(
                 r for r in resources if isinstance(r, AuthorizationPolicy)
             ),
+            admission_policies=tuple(r for r in resources if isinstance(r, AdmissionPolicy)),
+            exceptions=tuple(self.exceptions),
         )

@@ -210,8 +210,60 @@ class AuthorizationPolicy:
     dry_run: bool
 
 
+AdmissionTemplate = Literal[
+    "RequireStrictMtls",
+    "AuthorizedCommands",
+    "AuthorizedExceptions",
+    "RefuseAllowAll",
+    "RequireDryRunFirst",
+]
+Enforcement = Literal["deny", "audit"]
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionPolicy:
+    """`meshward.io/v1alpha1` AdmissionPolicy: one constraint every change must pass.
+
+    Cluster-scoped (meta.namespace is the default and means nothing). `namespaces` empty
+    means every namespace; `excluded_namespaces` wins over `namespaces`. Only the parameters
+    of `template` are set (validated by config/admission_policy.py); the others keep their
+    defaults. See docs/admission.md.
+    """
+
+    meta: Meta
+    template: AdmissionTemplate
+    enforcement: Enforcement
+    namespaces: tuple[str, ...] = ()
+    excluded_namespaces: tuple[str, ...] = ()
+    commands: tuple[str, ...] = ()  # AuthorizedCommands: allowed argv[0] (entry "x*": prefix)
+    approvers: tuple[str, ...] = ()  # AuthorizedExceptions
+    require_mesh_wide_strict: bool = False  # RequireStrictMtls
+    exempt_on_first_up: bool = True  # RequireDryRunFirst
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionClaim:
+    """A resource's `meshward.io/exception` / `meshward.io/exception-approved-by` annotations.
+
+    `resource` is the annotated resource's `Meta.ref`; `reason` or `approved_by` is "" when
+    that annotation is absent (at least one is present). admission/ decides what it is worth.
+    """
+
+    resource: str
+    reason: str
+    approved_by: str
+    file: str
+    line: int
+
+
 Resource = (
-    Service | Workload | MeshConfig | PeerAuthentication | DestinationRule | AuthorizationPolicy
+    Service
+    | Workload
+    | MeshConfig
+    | PeerAuthentication
+    | DestinationRule
+    | AuthorizationPolicy
+    | AdmissionPolicy
 )
 
 
@@ -230,3 +282,5 @@ class ConfigSet:
     destination_rules: tuple[DestinationRule, ...]
     diagnostics: tuple[Diagnostic, ...] = ()
     authorization_policies: tuple[AuthorizationPolicy, ...] = ()
+    admission_policies: tuple[AdmissionPolicy, ...] = ()
+    exceptions: tuple[ExceptionClaim, ...] = ()
