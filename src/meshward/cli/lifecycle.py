@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from meshward import admission
 from meshward.cli import inspect
 from meshward.config import load
 from meshward.config.store import merge, read_paths, read_store, write_store
@@ -179,6 +180,16 @@ def apply(args: argparse.Namespace) -> int:
                 replicas(config.workloads), previous.addresses() if previous else {}, runner["pool"]
             )
             problems += build(config, addresses)[1]
+        if not has_errors(problems):
+            problems += admission.admit(config, Runner.stored(state))
+    if any(d.code.startswith("MW06") for d in problems):
+        print_diagnostics([d for d in problems if d.code.startswith("MW06")])
+        if has_errors(problems):
+            print(
+                "refused by admission policy: running configuration kept (docs/admission.md)",
+                file=sys.stderr,
+            )
+            return 1
     if has_errors(problems):
         print_diagnostics([d for d in problems if d.level is Level.ERROR])
         print(

@@ -9,6 +9,7 @@ exec WORKLOAD [-n NS] -- CMD   run CMD in the workload's network context
 apply -f PATH              validate and hot-apply; a refused change keeps the old config
 verify [--json]            probe the running mesh; non-zero on any failed expectation
 demo [--check]             the seed system, verified (the README's `make demo`)
+admission audit [PATH...]  AdmissionPolicy violations of the running config (refuses nothing)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshward.cli import authz, inspect, lifecycle
+from meshward.cli import admission, authz, inspect, lifecycle
 from meshward.runner.network import DEFAULT_POOL
 
 
@@ -104,6 +105,16 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--limit", type=int, default=1000, help="requests per sidecar")
     preview.add_argument("--exit-code", action="store_true", help="exit 1 if any would be denied")
 
+    admission_command = command("admission", help="admission policies: audit mode")
+    admission_actions = admission_command.add_subparsers(
+        dest="admission_command", required=True, metavar="ACTION"
+    )
+    audit = admission_actions.add_parser(
+        "audit", parents=[common], help="list violations of every AdmissionPolicy, refuse nothing"
+    )
+    audit.add_argument("paths", nargs="*", type=Path, help="default: the mesh's config store")
+    audit.add_argument("--json", action="store_true")
+
     demo = command("demo", help="run the seed system, verified")
     demo.add_argument("--check", action="store_true", help="exit after verification")
     demo.add_argument("--example", type=Path, default=None)
@@ -137,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "verify": inspect.verify,
         "demo": lifecycle.demo,
         "authz": _authz,
+        "admission": admission.audit,
     }
     try:
         return handlers[args.command](args)

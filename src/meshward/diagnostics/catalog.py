@@ -118,6 +118,12 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0421", E, "CA signing or root certificate has expired"),
     # --- MW05xx analyze --------------------------------------------------------------------
     # --- MW06xx admission ------------------------------------------------------------------
+    # Level is per AdmissionPolicy: error when enforcement is deny, warning when audit.
+    Code("MW0601", E, "RequireStrictMtls: PERMISSIVE or DISABLE mTLS (or plaintext client TLS)"),
+    Code("MW0602", E, "AuthorizedCommands: Workload command not in the authorized list"),
+    Code("MW0603", E, "AuthorizedExceptions: exception annotation not approved by an approver"),
+    Code("MW0604", E, "RefuseAllowAll: ALLOW AuthorizationPolicy with a rule matching everything"),
+    Code("MW0605", E, "RequireDryRunFirst: enforced ALLOW/DENY policy never ran in dry-run"),
 )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from meshward import admission
 from meshward.ca import pemfile, plugin
 from meshward.ca.authority import CertificateAuthority
 from meshward.ca.credentials import WorkloadTokens
@@ -70,12 +71,29 @@ class Runner:
 
     @staticmethod
     def seed(state: StateDir, paths: list[Path]) -> tuple[Diagnostic, ...]:
-        """Validate the user's paths and, if clean, make them the config store."""
+        """Validate the user's paths, pass them through admission (docs/admission.md) and,
+        if clean, make them the config store.
+
+        Admission compares with the stored config when the state directory has one (a
+        restart, and the detached runner re-seeding what its parent stored); a fresh mesh
+        has no previous set.
+        """
         config = load(paths)
         if has_errors(config.diagnostics):
             return config.diagnostics
+        diagnostics = (*config.diagnostics, *admission.admit(config, Runner.stored(state)))
+        if has_errors(diagnostics):
+            return diagnostics
         write_store(state.config, read_paths(paths))
-        return config.diagnostics
+        return diagnostics
+
+    @staticmethod
+    def stored(state: StateDir) -> ConfigSet | None:
+        """The config store as a ConfigSet, or None if there is none (or it does not load)."""
+        if not state.config.is_dir() or not any(state.config.iterdir()):
+            return None
+        config = load([state.config])
+        return None if has_errors(config.diagnostics) else config
 
     @staticmethod
     def install_ca(state: StateDir, source: Path, trust_domain: str) -> None:

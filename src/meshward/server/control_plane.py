@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from meshward import admission
 from meshward.ca.authority import CertificateAuthority
-from meshward.config import load
-from meshward.diagnostics import has_errors
+from meshward.config import ConfigSet, load
+from meshward.diagnostics import Level, has_errors
 from meshward.errors import SnapshotError
 from meshward.model import build
 from meshward.server.ads import serve_ads
@@ -50,6 +51,9 @@ class ControlPlane:
     translation_errors: dict[str, str] = field(default_factory=dict)
     findings: list[str] = field(default_factory=list)
     last_reload: str = ""
+    # The last config set that was served: admission's `previous` (defense in depth: the
+    # CLI admits changes before storing them; a store edited by hand is judged here).
+    last_good: ConfigSet | None = None
     # Outbound clusters and routes shared by many proxies, translated once (kept across
     # reloads: an unchanged service is not translated again).
     shared: SharedResources = field(default_factory=SharedResources)
@@ -102,6 +106,14 @@ class ControlPlane:
             self.refused = [str(d) for d in config.diagnostics]
             log.error("config refused; last good configuration stays in force")
             return
+        # At start the store was admitted by `up` already; it is its own previous set then, so
+        # only the templates that need no history (all but RequireDryRunFirst) judge it.
+        previous = self.last_good if self.last_good is not None else config
+        refusals = [d for d in admission.admit(config, previous) if d.level is Level.ERROR]
+        if refusals:
+            self.refused = [str(d) for d in refusals]
+            log.error("config refused by admission; last good configuration stays in force")
+            return
         mesh = read_mesh(self.state)
         if mesh is None:
             return
@@ -125,6 +137,7 @@ class ControlPlane:
         self.shared.sweep()
         self.cache.set_snapshots(snapshots)
         self.refused = []
+        self.last_good = config
         self.translation_errors = errors
         self.findings = findings
         self.generation += 1
