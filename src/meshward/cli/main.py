@@ -8,6 +8,7 @@ logs WORKLOAD [-n NS]      an app's log (--sidecar: its Envoy's)
 exec WORKLOAD [-n NS] -- CMD   run CMD in the workload's network context
 apply -f PATH              validate and hot-apply; a refused change keeps the old config
 verify [--json]            probe the running mesh; non-zero on any failed expectation
+analyze PATH... | --live   best-practice findings (table, --json, --sarif); see docs/diagnostics.md
 demo [--check]             the seed system, verified (the README's `make demo`)
 admission audit [PATH...]  AdmissionPolicy violations of the running config (refuses nothing)
 """
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshward.cli import admission, authz, inspect, lifecycle
+from meshward.cli import admission, analyze, authz, inspect, lifecycle
 from meshward.runner.network import DEFAULT_POOL
 
 
@@ -76,6 +77,19 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = command("verify", help="probe the running mesh")
     verify.add_argument("--json", action="store_true")
+
+    analyze_ = command("analyze", help="best-practice findings for config files or the mesh")
+    analyze_.add_argument("paths", nargs="*", type=Path)
+    analyze_.add_argument("--live", action="store_true", help="analyze the running mesh")
+    output = analyze_.add_mutually_exclusive_group()
+    output.add_argument("--json", dest="format", action="store_const", const="json")
+    output.add_argument("--sarif", dest="format", action="store_const", const="sarif")
+    analyze_.set_defaults(format="table")
+    analyze_.add_argument("--fail-on", choices=["error", "warning", "info"], default="error")
+    analyze_.add_argument("--ca-dir", type=Path, help="CA files to check (default with --live)")
+    analyze_.add_argument(
+        "--max-cert-ttl", type=analyze.duration_seconds, default=24 * 3600, metavar="DURATION"
+    )
 
     authz = command("authz", help="explain, check and preview authorization")
     authz_commands = authz.add_subparsers(dest="authz_command", required=True, metavar="ACTION")
@@ -147,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "exec": inspect.exec_,
         "verify": inspect.verify,
         "demo": lifecycle.demo,
+        "analyze": analyze.run,
         "authz": _authz,
         "admission": admission.audit,
     }

@@ -19,12 +19,17 @@ from meshward.diagnostics.diagnostic import Level
 
 @dataclass(frozen=True, slots=True)
 class Code:
-    """A catalogued diagnostic code with its default level and a one-line summary."""
+    """A catalogued diagnostic code with its default level and a one-line summary.
+
+    `fix` is the one-line remedy shown by `meshward analyze` (table "fix:", SARIF help);
+    "" when the summary already says what to do.
+    """
 
     code: str
     level: Level
     summary: str
     retired: bool = False
+    fix: str = ""
 
 
 def _table(*codes: Code) -> dict[str, Code]:
@@ -117,6 +122,90 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0420", W, "CA signing or root certificate expires soon; rotate it"),
     Code("MW0421", E, "CA signing or root certificate has expired"),
     # --- MW05xx analyze --------------------------------------------------------------------
+    # MW050x mTLS in force (analyze/mtls.py)
+    Code(
+        "MW0501",
+        W,
+        "sidecar port accepts plaintext: PERMISSIVE mTLS in force",
+        fix="set PeerAuthentication mtls.mode STRICT once no plaintext caller is left",
+    ),
+    Code(
+        "MW0502",
+        W,
+        "sidecar port has mTLS DISABLEd: plaintext only, no peer identity",
+        fix="set PeerAuthentication mtls.mode STRICT (or PERMISSIVE while callers migrate)",
+    ),
+    # MW051x authorization coverage and references (analyze/authz_coverage.py, authz_references.py)
+    Code(
+        "MW0510",
+        W,
+        "sidecar workload not covered by any ALLOW AuthorizationPolicy (KIA1301)",
+        fix="add an ALLOW AuthorizationPolicy selecting the workload that names its callers",
+    ),
+    Code(
+        "MW0511",
+        W,
+        "namespace has sidecar workloads but no default-deny policy (KIA1301)",
+        fix="add `kind: AuthorizationPolicy` with `spec: {}` (allow-nothing) in the namespace",
+    ),
+    Code(
+        "MW0512",
+        W,
+        "AuthorizationPolicy names a namespace with no sidecar workload (KIA0101)",
+        fix="correct the namespace, or remove it from the rule",
+    ),
+    Code(
+        "MW0513",
+        W,
+        "AuthorizationPolicy names a principal or service account no workload has (KIA0106)",
+        fix="correct the principal (<trust-domain>/ns/<ns>/sa/<sa>) or service account",
+    ),
+    Code(
+        "MW0514",
+        W,
+        "rule matches on peer identity on a port that accepts plaintext (KIA0105)",
+        fix="make the port STRICT: plaintext callers have no principal or namespace",
+    ),
+    # MW052x DestinationRule TLS against the callee (analyze/destination_rules.py)
+    Code(
+        "MW0520",
+        E,
+        "DestinationRule sends plaintext to a STRICT port: traffic fails (KIA0207, KIA0501)",
+        fix="remove trafficPolicy.tls (auto mTLS) or set mode ISTIO_MUTUAL",
+    ),
+    Code(
+        "MW0521",
+        E,
+        "DestinationRule sends mTLS to a port that cannot accept it: traffic fails"
+        " (KIA0208, KIA0505)",
+        fix="remove trafficPolicy.tls (auto mTLS), or give the callee a sidecar / mTLS",
+    ),
+    # MW053x mesh-wide posture (analyze/network.py, certificates.py)
+    Code(
+        "MW0530",
+        I,
+        "outbound traffic is unrestricted (ALLOW_ANY): meshward has no REGISTRY_ONLY yet",
+        fix="none yet: outboundTrafficPolicy REGISTRY_ONLY needs --network netns (not yet "
+        "available); keep egress firewalled outside the mesh",
+    ),
+    Code(
+        "MW0531",
+        W,
+        "loopback network mode: an app can bypass its sidecar (no capture)",
+        fix="run with --network netns for enforced capture (not yet available)",
+    ),
+    Code(
+        "MW0532",
+        W,
+        "workload certificate TTL above the allowed maximum",
+        fix="lower MeshConfig spec.workloadCertTTL (default 24h)",
+    ),
+    Code(
+        "MW0533",
+        E,
+        "CA files are unusable (incomplete, mismatched or expired)",
+        fix="install a valid plug-in CA (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)",
+    ),
     # --- MW06xx admission ------------------------------------------------------------------
     # Level is per AdmissionPolicy: error when enforcement is deny, warning when audit.
     Code("MW0601", E, "RequireStrictMtls: PERMISSIVE or DISABLE mTLS (or plaintext client TLS)"),
