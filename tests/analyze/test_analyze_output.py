@@ -213,9 +213,14 @@ def test_cli_live(
     assert (code, [d["code"] for d in json.loads(out)]) == (0, expected)
 
 
-def test_cli_live_without_a_mesh(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["analyze", "--live", "--state-dir", str(tmp_path)]) == 2
-    assert "no mesh state" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "args", [["analyze", "--live"], ["analyze"], ["analyze", "--live", str(CASES / "cert-ttl")]]
+)
+def test_cli_usage_errors(
+    tmp_path: Path, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*args, "--state-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().out == ""
 
 
 def _codes(found: tuple[Diagnostic, ...]) -> list[tuple[str, str]]:

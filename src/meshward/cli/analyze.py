@@ -33,6 +33,9 @@ from meshward.state.records import read_json
 def run(args: argparse.Namespace) -> int:
     live: LiveFacts | None = None
     ca_dir: Path | None = args.ca_dir
+    if args.live and args.paths:
+        print("error: give config PATHs or --live, not both", file=sys.stderr)
+        return 2
     if args.live:
         state = StateDir(args.state_dir)
         runner = read_json(state.runner)
