@@ -6,8 +6,9 @@ AuthorizationPolicy reference: `principals` and `namespaces` "require mutual TLS
 A plaintext caller has no principal and no namespace, so on a PERMISSIVE or DISABLE port an
 ALLOW rule naming them denies it (maybe not intended), and a DENY rule naming them lets it
 through (a plaintext caller escapes the deny). `notPrincipals` in a DENY is the documented way
-to refuse plaintext and is not reported. Works on the compiled per-port policies of the model,
-so only rules in force on that port count. Called from the check table in analyze/analysis.py.
+to refuse plaintext and is not reported, nor is ALLOW `principals: ["*"]` (mTLS callers
+only). Works on the compiled per-port policies of the model, so only rules in force on that
+port count. Called from the check table in analyze/analysis.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 
 from meshward.analyze.facts import Facts, at, finding
 from meshward.diagnostics import Diagnostic
-from meshward.model.authorization import AuthzRule
+from meshward.model.authorization import AuthzRule, StringMatch
 
 _IDENTITY_KEYS = ("source.principal", "source.namespace")
 
@@ -26,8 +27,13 @@ _EFFECT = {
 }
 
 
-def _names_identity(rule: AuthzRule) -> bool:
-    return any(s.principals or s.namespaces for s in rule.sources) or any(
+def _names_identity(rule: AuthzRule, action: str) -> bool:
+    # ALLOW `principals: ["*"]` is Istio's documented "mTLS callers only": refusing plaintext
+    # is its purpose, so a presence-only match is not reported for ALLOW.
+    def named(matches: tuple[StringMatch, ...]) -> bool:
+        return any(m.kind != "presence" or action != "ALLOW" for m in matches)
+
+    return any(named(s.principals) or named(s.namespaces) for s in rule.sources) or any(
         c.key in _IDENTITY_KEYS and c.values for c in rule.conditions
     )
 
@@ -43,7 +49,7 @@ def identity_on_plaintext(facts: Facts) -> Iterator[Diagnostic]:
                 if policy.action not in _EFFECT:
                     continue
                 for rule in policy.rules:
-                    if (policy.ref, rule.index) in seen or not _names_identity(rule):
+                    if (policy.ref, rule.index) in seen or not _names_identity(rule, policy.action):
                         continue
                     seen.add((policy.ref, rule.index))
                     ref = f"AuthorizationPolicy {policy.ref}"
