@@ -32,6 +32,7 @@ from meshward.model.ir import InboundPort, MeshModel, OutboundService, Pod, is_h
 from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
 from meshward.verify import access_log
+from meshward.xds.access_log import INBOUND_SAMPLED_PERCENT
 
 
 def _model(state: StateDir, config_dir: Path | None = None) -> MeshModel | None:
@@ -376,6 +377,12 @@ def preview(args: argparse.Namespace) -> int:
         elif after.allowed and not before.allowed:
             newly_allowed.append((item, after))
     print(f"replayed {len(recorded)} recorded requests against {', '.join(map(str, args.paths))}")
+    # The sidecars keep every denial, failure, probe and TCP connection, but only a sample of
+    # successful HTTP requests (xds/access_log.py `inbound_filter`): say what was replayed.
+    print(
+        f"(successful HTTP requests are sampled at {INBOUND_SAMPLED_PERCENT}%; denied and failed"
+        " requests and TCP connections are all recorded)"
+    )
     _print_changes("would be DENIED (allowed today)", newly_denied)
     _print_changes("would be ALLOWED (denied today)", newly_allowed)
     if not newly_denied and not newly_allowed:
