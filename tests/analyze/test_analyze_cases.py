@@ -93,7 +93,7 @@ def test_simple_system_example() -> None:
         (
             "MW0501",
             "Workload geo/location-service",
-            f"{EXAMPLE}/peer-authentication.yaml:12 spec.mtls.mode",
+            f"{EXAMPLE}/peer-authentication.yaml:13 spec.mtls.mode",
         ),
     ]
 

@@ -103,4 +103,8 @@ def test_demo_check_verifies_the_seed_system(tmp_path: Path) -> None:
     assert "probes: all expectations hold" in out
     assert '"location_saw_caller": "By=spiffe://cluster.local/ns/geo/sa/location-service' in out
     assert "URI=spiffe://cluster.local/ns/core/sa/user-service" in out
+    # enforce: one analyzer finding and one unsafe change refused, each with its fix
+    assert "MW0501 Workload geo/location-service" in out
+    assert "core-permissive.yaml:2 spec.mtls.mode: error MW0601" in out
+    assert "refused by AdmissionPolicy strict-mtls" in out
     assert "stopped; nothing left running" in out

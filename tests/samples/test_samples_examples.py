@@ -68,6 +68,16 @@ def test_expected_documents() -> None:
                 ("geo", "deny-plaintext"),
             )
         ),
+        *(
+            ("admission.yaml", "meshward.io/v1alpha1", "AdmissionPolicy", "", name)
+            for name in (
+                "strict-mtls",
+                "approved-exceptions",
+                "authorized-commands",
+                "no-allow-all",
+                "dry-run-first",
+            )
+        ),
     }
 
 

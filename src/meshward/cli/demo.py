@@ -9,14 +9,18 @@ runs the verifier, prints the report and what to try next, and stays up until Ct
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
+import io
 import json
 import signal
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from meshward.cli import analyze as analyze_command
 from meshward.cli import authz, inspect, lifecycle
 from meshward.errors import MeshwardError
 from meshward.runner.network import Loopback
@@ -62,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         results = run_probes(state)
         print(report.as_text(results))
         ok = report.passed(results)
+        _show_enforcement(state)
         if args.check:
             return 0 if ok else 1
         _what_next(args.state_dir)
@@ -150,6 +155,51 @@ def _show_denial(state: StateDir) -> None:
         print("    " + json.dumps({k: entry.get(k) for k in keep}))
 
 
+UNSAFE_CHANGE = """\
+# An unsafe change: core back to PERMISSIVE (plaintext accepted), with no approved exception.
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: core}
+spec:
+  mtls: {mode: PERMISSIVE}
+"""
+
+
+def _show_enforcement(state: StateDir) -> None:
+    """Enforce: one analyzer finding on the running mesh, and one unsafe change refused."""
+    model_args = argparse.Namespace(
+        state_dir=state.root,
+        paths=[],
+        live=True,
+        format="table",
+        fail_on="error",
+        ca_dir=None,
+        max_cert_ttl=24 * 3600,
+    )
+    print("\nEnforce. `meshward analyze --live` on the running mesh finds, among others:")
+    with contextlib.redirect_stdout(io.StringIO()) as captured:
+        analyze_command.run(model_args)
+    lines = captured.getvalue().splitlines()
+    found = next((i for i, line in enumerate(lines) if "MW0501" in line), None)
+    if found is not None:
+        print("  " + " ".join(lines[found].split()))
+        print("  " + lines[found + 1].strip())
+    print("\nAnd an unsafe change is refused before it lands (`meshward apply -f` this file):")
+    print("  " + UNSAFE_CHANGE.strip().replace("\n", "\n  "))
+    with tempfile.TemporaryDirectory() as scratch:
+        change = Path(scratch) / "core-permissive.yaml"
+        change.write_text(UNSAFE_CHANGE)
+        with contextlib.redirect_stderr(io.StringIO()) as refused:
+            code = lifecycle.apply(argparse.Namespace(state_dir=state.root, paths=[change]))
+    for line in refused.getvalue().splitlines():
+        print("  " + line.replace(str(change), "core-permissive.yaml"))
+    print(f"  exit status {code}; the running configuration is unchanged (core stays STRICT).")
+    print(
+        "  The fix: keep core STRICT — or, for a migration, annotate the PeerAuthentication with\n"
+        "  meshward.io/exception and meshward.io/exception-approved-by: security-team, as geo's is."
+    )
+
+
 def _what_next(state_dir: Path) -> None:
     flag = "" if state_dir == Path(".meshward") else f" --state-dir {state_dir}"
     m = f".venv/bin/meshward{flag}"
@@ -163,6 +213,8 @@ What to try next (in another terminal, from the repository root):
   {m} authz explain --from reports -n legacy --to location-service.geo --path /admin
   {m} authz check database -n core   policies in force in its live Envoy configuration
   {m} authz preview <policy.yaml>    which recorded requests a candidate policy would deny
+  {m} analyze --live                 best-practice findings, each with its fix (--sarif for CI)
+  {m} admission audit                violations of the admission policies in force
   {m} verify                         run the probes again
 Ctrl-C stops the mesh."""
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -12,12 +13,14 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from meshward import admission
 from meshward.cli import inspect
 from meshward.config import load
+from meshward.config.resources import ConfigSet, Meta
 from meshward.config.store import merge, read_paths, read_store, write_store
-from meshward.diagnostics import Diagnostic, Level, has_errors
+from meshward.diagnostics import Diagnostic, Level, Location, has_errors
 from meshward.errors import MeshwardError
 from meshward.model import allocate, build, replicas
 from meshward.process import kill_and_wait, pid_alive
@@ -53,6 +56,7 @@ def validate(args: argparse.Namespace) -> int:
         + len(config.peer_authentications)
         + len(config.destination_rules)
         + len(config.authorization_policies)
+        + len(config.admission_policies)
         + (config.mesh.meta is not None)
     )
     print(f"ok: {count} resources valid")
@@ -155,6 +159,38 @@ def _is_meshward_process(pid: int, state: StateDir) -> bool:
     return str(state.root) in cmdline or "envoy" in cmdline
 
 
+def _metas(config: ConfigSet) -> dict[str, Meta]:
+    resources: list[Any] = [
+        *config.services,
+        *config.workloads,
+        *config.peer_authentications,
+        *config.destination_rules,
+        *config.authorization_policies,
+        *config.admission_policies,
+    ]
+    metas = {r.meta.ref: r.meta for r in resources}
+    if config.mesh.meta is not None:
+        metas[config.mesh.meta.ref] = config.mesh.meta
+    return metas
+
+
+def relocate(
+    problems: Sequence[Diagnostic], candidate: ConfigSet, incoming: ConfigSet
+) -> list[Diagnostic]:
+    """Point diagnostics about resources the user is applying at the user's own file and line
+    (they were found in the merged candidate store, whose files the user never sees)."""
+    stored, theirs = _metas(candidate), _metas(incoming)
+    moved = []
+    for found in problems:
+        old, new = stored.get(found.resource), theirs.get(found.resource)
+        if old is not None and new is not None and found.location.file == old.file:
+            line = found.location.line - old.line + new.line
+            location = Location(new.file, line, found.location.field)
+            found = dataclasses.replace(found, location=location)  # noqa: PLW2901
+        moved.append(found)
+    return moved
+
+
 def apply(args: argparse.Namespace) -> int:
     state = StateDir(args.state_dir)
     runner = read_json(state.runner) or {}
@@ -182,6 +218,7 @@ def apply(args: argparse.Namespace) -> int:
             problems += build(config, addresses)[1]
         if not has_errors(problems):
             problems += admission.admit(config, Runner.stored(state))
+            problems = relocate(problems, config, incoming)
     if any(d.code.startswith("MW06") for d in problems):
         print_diagnostics([d for d in problems if d.code.startswith("MW06")])
         if has_errors(problems):
