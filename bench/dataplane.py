@@ -1,6 +1,6 @@
 """Data-plane benchmark: the same wrk load through each proxy pair with STRICT mTLS, in one run.
 
-    .venv/bin/python bench/dataplane.py [--quick] [--duration S] [--with-meshward]
+    .venv/bin/python bench/dataplane.py [--quick] [--duration S] [--with-meshward] [--rounds R]
 
 Paths, all to the httpbin sample (`meshward.samples.httpbin`) on 127.0.0.1:
   (a) direct        wrk → backend
@@ -8,10 +8,13 @@ Paths, all to the httpbin sample (`meshward.samples.httpbin`) on 127.0.0.1:
                     only with --with-meshward: a real mesh (`meshward up --detach`, bench/mesh/)
   (c) envoy         wrk → Envoy → (mTLS, HTTP/2) → Envoy → backend; static config, 1 worker each
   (d) nginx         wrk → nginx → (mTLS, HTTP/1.1 keep-alive) → nginx → backend; 1 worker each
-Every pair uses the same certificates (bench/certs.py). Before measuring, each pair is checked
-to refuse a client with no certificate. Output: a table on stdout and JSON in
-bench/results/dataplane-<UTC timestamp>.json: req/s, p50/p99 latency, RSS (VmRSS) and CPU
-seconds (utime+stime during the measured run) per proxy, and throughput ratios.
+Every pair is started first; then each round loads each path once (rotated order), and a
+path's figures are from its median round, ratios the median of the per-round ratios
+(`--rounds`, default 1). Every pair uses the same certificates (bench/certs.py). Before
+measuring, each pair is checked to refuse a client with no certificate. Output: a table on
+stdout and JSON in bench/results/dataplane-<UTC timestamp>.json: req/s, p50/p99 latency, RSS
+(VmRSS) and CPU seconds (utime+stime during the measured run) per proxy and per backend
+instance, CPU µs per request, and throughput ratios.
 Every process is started here and stopped here by PID. See bench/README.md.
 """
 
@@ -19,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
 import re
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,6 +58,7 @@ RESULTS = BENCH / "results"
 CONNECTIONS = 16
 THREADS = 2  # the machine this was sized for has 2 cores, shared by wrk and every proxy
 DEFAULT_PATH = "/robots.txt"  # httpbin's fixed response: the backend costs as little as it can
+APP_ROLE = "app httpbin"
 
 
 # --- (c) Envoy pair ----------------------------------------------------------------------------
@@ -422,7 +428,7 @@ def meshward_pair(processes: Processes, workdir: Path, backend_port: int, pki: c
     others = (
         Proxy("control-plane", mesh.pid("control-plane.json")),
         Proxy("agent", mesh.pid("agent.json")),
-        Proxy("app httpbin", mesh.app_pid(server)),
+        Proxy(APP_ROLE, mesh.app_pid(server)),
     )
     return Pair(
         "b",
@@ -553,11 +559,37 @@ def ratios(results: dict[str, PathResult]) -> dict[str, float]:
     """Throughput ratios between the paths that ran: c/a, d/a, c/d, b/c, b/d."""
     out: dict[str, float] = {}
     for top, bottom in (("c", "a"), ("d", "a"), ("c", "d"), ("b", "c"), ("b", "d"), ("b", "a")):
-        if results[top].run and results[bottom].run:
+        if top in results and bottom in results and results[top].run and results[bottom].run:
             out[f"{top}/{bottom}"] = round(
                 results[top].load["rps"] / results[bottom].load["rps"], 3
             )
     return out
+
+
+def median_sample(taken: list[PathResult]) -> PathResult:
+    """The round with the median throughput (the lower one of two middles): one real
+    measurement, so its latency, CPU and RSS belong together."""
+    ordered = sorted(taken, key=lambda result: float(result.load["rps"]))
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def median_ratios(samples: dict[str, list[PathResult]]) -> dict[str, float]:
+    """Each ratio per round (paths of one round ran close together), then its median."""
+    rounds = min(len(taken) for taken in samples.values())
+    per_round = [ratios({key: taken[i] for key, taken in samples.items()}) for i in range(rounds)]
+    return {key: round(statistics.median(r[key] for r in per_round), 3) for key in per_round[0]}
+
+
+def sample_summary(result: PathResult) -> dict[str, Any]:
+    """One round of one path: load, and CPU µs per request of each proxy and other process."""
+    requests = max(result.load["requests"], 1)
+    return {
+        **result.load,
+        "cpu_us_per_request": {
+            p["role"]: round(p["cpu_s"] / requests * 1e6, 1)
+            for p in (*result.proxies, *result.others)
+        },
+    }
 
 
 def table(results: dict[str, PathResult], rates: dict[str, float]) -> str:
@@ -579,6 +611,12 @@ def table(results: dict[str, PathResult], rates: dict[str, float]) -> str:
             f"{label:<34} {load['rps']:>9.0f} {load['p50_ms']:>8.2f} {load['p99_ms']:>8.2f} "
             f"{rss:>12} {cpu:>11} {strict:>5}" + (f"  ERRORS {errors}" if errors else "")
         )
+        requests = max(load["requests"], 1)
+        per_request = [
+            f"{p['role']} {p['cpu_s'] / requests * 1e6:.0f}"
+            for p in (*result.proxies, *result.others)
+        ]
+        lines.append("    CPU µs/request: " + ", ".join(per_request))
         if result.others:
             lines.append(
                 "    off the request path: "
@@ -609,9 +647,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 s per path")
     parser.add_argument("--path", default=DEFAULT_PATH, help=f"URL path (default {DEFAULT_PATH})")
     parser.add_argument("--with-meshward", action="store_true", help="also run (b)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="load each path R times, rotated (medians)"
+    )
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
     options = parser.parse_args(argv)
     seconds = 3.0 if options.quick else options.duration
+    if options.rounds < 1:
+        parser.error("--rounds must be positive")
 
     factories: dict[str, tuple[str, PairFactory | None]] = {
         "b": ("meshward sidecar pair", meshward_pair if options.with_meshward else None),
@@ -619,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         "d": ("nginx mTLS pair (http/1.1)", nginx_pair),
     }
     results: dict[str, PathResult] = {}
+    samples: dict[str, list[PathResult]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="meshward-bench-") as tmp,
         started(Path(tmp)) as processes,
@@ -633,7 +677,10 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         wait_http_ok(backend_port, options.path, backend)
         backend_cpu = cpu_seconds(backend.pid)
-        results["a"] = measure(Pair("a", "direct", backend_port), options.path, seconds, pki)
+        # The shared backend is measured on each path like (b)'s own instance, so the app's
+        # CPU per request can be compared between paths (it differs with the request rate).
+        app = (Proxy(APP_ROLE, backend.pid),)
+        pairs = {"a": Pair("a", "direct", backend_port, others=app)}
         for key, (name, factory) in factories.items():
             if factory is None:
                 results[key] = PathResult(key, name, run=False, reason="pass --with-meshward")
@@ -643,11 +690,21 @@ def main(argv: list[str] | None = None) -> int:
             except NotImplementedError as error:
                 results[key] = PathResult(key, name, run=False, reason=str(error))
                 continue
-            results[key] = measure(pair, options.path, seconds, pki)
+            pairs[key] = (
+                pair if key == "b" else dataclasses.replace(pair, others=(*pair.others, *app))
+            )
+        # Every pair is up (idle ones cost nothing); each round loads each once, one path later
+        # each round, so a host that gets busier during the run does not always hit one path.
+        keys = list(pairs)
+        for round_ in range(options.rounds):
+            shift = round_ % len(keys)
+            for key in (*keys[shift:], *keys[:shift]):
+                samples.setdefault(key, []).append(measure(pairs[key], options.path, seconds, pki))
+        results |= {key: median_sample(taken) for key, taken in samples.items()}
         backend_cpu = cpu_seconds(backend.pid) - backend_cpu
 
     ordered = {key: results[key] for key in sorted(results)}
-    rates = ratios(ordered)
+    rates = median_ratios(samples)
     print(table(ordered, rates))
     report = {
         "utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -655,7 +712,11 @@ def main(argv: list[str] | None = None) -> int:
         "load": {"tool": "wrk", "threads": THREADS, "connections": CONNECTIONS,
                  "seconds_per_path": seconds, "path": options.path},
         "backend": {"app": "meshward.samples.httpbin", "cpu_s_all_paths": round(backend_cpu, 2)},
+        "rounds": options.rounds,
         "paths": {key: asdict(result) for key, result in ordered.items()},
+        "rounds_per_path": {
+            key: [sample_summary(taken) for taken in samples[key]] for key in sorted(samples)
+        },
         "ratios_rps": rates,
     }  # fmt: skip
     if not options.no_save:
