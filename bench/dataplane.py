@@ -488,7 +488,16 @@ def run_wrk(
         *(arg for name, value in headers for arg in ("-H", f"{name}: {value}")),
         f"http://{host}:{port}{path}",
     ]  # fmt: skip
-    result = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 30)
+    # wrk runs in a session of its own. Linux (sched_autogroup_enabled=1, the default on
+    # desktop and many cloud kernels) shares CPU fairly between sessions first, then between
+    # the processes of each: `meshward up --detach` puts the whole mesh in its own session,
+    # so with wrk in the bench's session (b)'s proxies and app got one of the two cores while
+    # (c)'s, in wrk's session, got 3/5 of both; b/c measured that, not the proxies. With wrk
+    # alone in its session every pair's data plane shares one group against it.
+    result = subprocess.run(
+        argv, capture_output=True, text=True, check=True, timeout=seconds + 30,
+        start_new_session=True,
+    )  # fmt: skip
     return parse_wrk(result.stdout)
 
 
