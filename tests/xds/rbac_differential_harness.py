@@ -442,7 +442,9 @@ def send(
         response = connection.getresponse()
         response.read()
         return response.status, client
-    except (http.client.RemoteDisconnected, ConnectionResetError, ssl.SSLEOFError):
+    except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLError):
+        # A TCP port's RBAC closes the connection; depending on timing the client sees it while
+        # writing (broken pipe), while reading (EOF, reset) or inside TLS (EOF, zero return).
         if not tcp:
             raise
         return DENIED_TCP, client
