@@ -137,8 +137,18 @@ def server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield harness.ServerEnvoy(pki, ports, tmp_path_factory.mktemp("differential"))
 
 
+def _reproduces(server: harness.ServerEnvoy, case: harness.Case, probe: harness.Probe) -> bool:
+    alone = harness.Case(case.authz, (probe,), case.http)
+    for _ in range(2):
+        ((observation,),) = server.run([alone])
+        if _disagrees(alone, probe, server.ports[0], observation):
+            return True
+    return False
+
+
 def test_evaluator_agrees_with_envoy(server: harness.ServerEnvoy) -> None:
     tally: Counter[str] = Counter()
+    glitches: list[harness.Probe] = []
 
     # too_slow / data_too_large: one example is a whole batch (30 ports, 120 requests, one
     # Envoy), by design; the generated data stays far below hypothesis' buffer in practice.
@@ -164,12 +174,20 @@ def test_evaluator_agrees_with_envoy(server: harness.ServerEnvoy) -> None:
                 tally["tcp"] += not case.http
                 if _disagrees(case, probe, port, observation):
                     mismatches.append((case, probe))
-        if mismatches:
-            case, probe = mismatches[0]
+        # A semantic disagreement is deterministic: both sides are. So each one is run again
+        # alone on a fresh Envoy; one that does not come back was a measurement glitch of the
+        # harness (a lost log line, a connection reset under load), counted below.
+        confirmed = [(c, p) for c, p in mismatches if _reproduces(server, c, p)]
+        glitches.extend(p for c, p in mismatches if (c, p) not in confirmed)
+        if confirmed:
+            case, probe = confirmed[0]
             explained = _explain(server, case, probe)
-            pytest.fail(f"{len(mismatches)} disagreements; first, minimised:{explained}")
+            pytest.fail(f"{len(confirmed)} disagreements; first, minimised:{explained}")
 
     batch_agrees()
+    # Glitches that do not reproduce are tolerated only while rare: more means the harness
+    # cannot measure, and the run proves nothing.
+    assert len(glitches) <= 3, f"{len(glitches)} non-reproducible mismatches: {glitches[:3]}"
     # The run is only a test if both outcomes (and the recorded extras) really occurred.
     assert tally["cases"] == BATCHES * PORTS_PER_BATCH * PROBES_PER_PORT
     assert min(tally["allowed"], tally["denied"]) > tally["cases"] // 10, tally
