@@ -28,17 +28,16 @@ import http.client
 import json
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import xds_cases
 from hypothesis import strategies as st
-from static_envoy import static_envoy
+from static_envoy import http_apps, static_envoy
 from xds_pki import Pki
 
 from meshward.model import authz, ir
@@ -383,21 +382,9 @@ class _Ok(BaseHTTPRequestHandler):
         pass
 
 
-@contextlib.contextmanager
-def apps(ports: Sequence[int]) -> Iterator[None]:
+def apps(ports: Sequence[int]) -> contextlib.AbstractContextManager[None]:
     """The local app behind every inbound port (answers 200 to any method)."""
-    servers = [ThreadingHTTPServer((APP_IP, port), _Ok) for port in ports]
-    # A short poll interval: shutdown() waits up to one interval per server.
-    threads = [threading.Thread(target=s.serve_forever, args=(0.02,), daemon=True) for s in servers]
-    for thread in threads:
-        thread.start()
-    try:
-        yield
-    finally:
-        for server, thread in zip(servers, threads, strict=True):
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+    return http_apps(APP_IP, ports, _Ok, poll=0.02)
 
 
 def client_contexts(pki: Pki) -> dict[str, ssl.SSLContext]:

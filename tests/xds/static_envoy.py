@@ -1,4 +1,6 @@
-"""Run one Envoy from a static bootstrap for a test: start, wait for /ready, stop by PID.
+"""Run one Envoy from a static bootstrap for a test: start, wait for /ready, stop by PID —
+plus the small pieces around it: a port free on several addresses, and the tiny HTTP apps
+behind the listeners.
 
 Shared by the xds traffic tests and the RBAC differential harness.
 """
@@ -8,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +67,38 @@ def _wait_ready(
             connection.close()
         time.sleep(poll)
     raise AssertionError("envoy not ready within 20 s")
+
+
+def free_port(*ips: str) -> int:
+    """A port free on every one of `ips` (bound with port 0 on the first, checked on the rest)."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind((ips[0], 0))
+            port = int(first.getsockname()[1])
+            try:
+                for ip in ips[1:]:
+                    with socket.socket() as other:
+                        other.bind((ip, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no common free port")
+
+
+@contextlib.contextmanager
+def http_apps(
+    ip: str, ports: Sequence[int], handler: type[BaseHTTPRequestHandler], *, poll: float = 0.5
+) -> Iterator[None]:
+    """A threaded HTTP server with `handler` on `ip` at each port, shut down afterwards.
+    (`poll`: shutdown() waits up to one serve_forever poll interval per server.)"""
+    servers = [ThreadingHTTPServer((ip, port), handler) for port in ports]
+    threads = [threading.Thread(target=s.serve_forever, args=(poll,), daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        for server, thread in zip(servers, threads, strict=True):
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)

@@ -9,13 +9,9 @@ every request is. Also: the outbound listener keeps logging failures only.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
-import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -25,7 +21,7 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
-from static_envoy import static_envoy
+from static_envoy import free_port, http_apps, static_envoy
 from xds_pki import Pki
 
 from meshward.model import ir
@@ -79,25 +75,6 @@ class _App(BaseHTTPRequestHandler):
         pass
 
 
-@contextlib.contextmanager
-def _app(port: int) -> Iterator[None]:
-    server = ThreadingHTTPServer((SERVER_APP_IP, port), _App)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def _free_port(ip: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((ip, 0))
-        return int(probe.getsockname()[1])
-
-
 def _get(port: int, path: str, request_id: str, *, probe: bool) -> int:
     headers = {"X-Request-Id": request_id}
     if probe:
@@ -114,12 +91,12 @@ def _get(port: int, path: str, request_id: str, *, probe: bool) -> int:
 
 @pytest.mark.parametrize("percent", [0, 100])
 def test_inbound_log_keeps_what_readers_need(pki: Pki, tmp_path: Path, percent: int) -> None:
-    port = _free_port(SERVER_IP)
+    port = free_port(SERVER_IP)
     server = xds_cases.proxy(
         xds_cases.pod("web", SERVER_IP, SERVER_APP_IP),
         inbound=(ir.InboundPort(port, "HTTP", "PERMISSIVE", "test", AUTHZ),),
     )
-    admin = (SERVER_IP, _free_port(SERVER_IP))
+    admin = (SERVER_IP, free_port(SERVER_IP))
     config = bootstrap.static_bootstrap(
         translate.proxy_snapshot(server),
         admin=admin,
@@ -132,7 +109,7 @@ def test_inbound_log_keeps_what_readers_need(pki: Pki, tmp_path: Path, percent: 
         ]
     }
     log_file = tmp_path / "web.log"
-    with _app(port), static_envoy(config, log_file, admin):
+    with http_apps(SERVER_APP_IP, [port], _App), static_envoy(config, log_file, admin):
         statuses = {
             request_id: _get(port, path, request_id, probe=probe)
             for request_id, (path, probe, _, _) in REQUESTS.items()

@@ -14,15 +14,14 @@ import contextlib
 import http.client
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import xds_cases
-from static_envoy import static_envoy
+from static_envoy import free_port, http_apps, static_envoy
 from xds_pki import Pki
 
 from meshward.model import ir
@@ -97,27 +96,11 @@ TCP_AUTHZ = PortAuthz(
 )
 
 
-def _free_port(*ips: str) -> int:
-    """A port free on every one of `ips` (bound with port 0 on the first, checked on the rest)."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind((ips[0], 0))
-            port = int(first.getsockname()[1])
-            try:
-                for ip in ips[1:]:
-                    with socket.socket() as other:
-                        other.bind((ip, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no common free port")
-
-
 def _distinct(count: int, *ips: str) -> list[int]:
     """`count` different free ports (a port is released once picked, so it may come again)."""
     ports: list[int] = []
     while len(ports) < count:
-        port = _free_port(*ips)
+        port = free_port(*ips)
         if port not in ports:
             ports.append(port)
     return ports
@@ -136,25 +119,10 @@ class _Ok(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def _apps(*ports: int) -> Iterator[None]:
-    servers = [ThreadingHTTPServer((SERVER_APP_IP, port), _Ok) for port in ports]
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
-    for thread in threads:
-        thread.start()
-    try:
-        yield
-    finally:
-        for server, thread in zip(servers, threads, strict=True):
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-
-
-@contextlib.contextmanager
 def _envoy(proxy: ir.ProxyModel, secrets: Path, log_file: Path) -> Iterator[tuple[str, int]]:
     """A running Envoy for `proxy` (yields its admin address), stopped by PID on exit. Envoy
     buffers its stdout access log, so `log_file` is complete only once the context exited."""
-    admin = (proxy.pod.address.pod_ip, _free_port(proxy.pod.address.pod_ip))
+    admin = (proxy.pod.address.pod_ip, free_port(proxy.pod.address.pod_ip))
     config = bootstrap.static_bootstrap(
         translate.proxy_snapshot(proxy), admin=admin, node_id=proxy.node_id, secrets_dir=secrets
     )
@@ -261,7 +229,7 @@ def test_policies_enforced_and_explained(pki: Pki, tmp_path: Path) -> None:
     }
     server_log = tmp_path / "web.log"
     with (
-        _apps(http_port, tcp_port, nothing_port),
+        http_apps(SERVER_APP_IP, [http_port, tcp_port, nothing_port], _Ok),
         _envoy(server, pki.leaf_dir(SERVER_URI), server_log) as admin,
         _envoy(client, pki.leaf_dir(CLIENT_URI), tmp_path / "client.log"),
     ):

@@ -13,16 +13,15 @@ import hashlib
 import http.client
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import xds_cases
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from static_envoy import static_envoy
+from static_envoy import free_port, http_apps, static_envoy
 from xds_pki import Pki
 
 from meshward.model import ir
@@ -34,22 +33,6 @@ CLIENT_IP, CLIENT_APP_IP = "127.0.30.1", "127.0.30.2"
 SERVER_IP, SERVER_APP_IP = "127.0.31.1", "127.0.31.2"
 CLIENT_URI = "spiffe://cluster.local/ns/default/sa/client"
 SERVER_URI = "spiffe://cluster.local/ns/default/sa/web"
-
-
-def _free_port(*ips: str) -> int:
-    """A port free on every one of `ips` (bound with port 0 on the first, checked on the rest)."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind((ips[0], 0))
-            port = int(first.getsockname()[1])
-            try:
-                for ip in ips[1:]:
-                    with socket.socket() as other:
-                        other.bind((ip, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no common free port")
 
 
 class _EchoXfcc(BaseHTTPRequestHandler):
@@ -66,21 +49,8 @@ class _EchoXfcc(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def _app(port: int) -> Iterator[None]:
-    server = ThreadingHTTPServer((SERVER_APP_IP, port), _EchoXfcc)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-@contextlib.contextmanager
 def _envoy(proxy: ir.ProxyModel, secrets: Path, workdir: Path) -> Iterator[None]:
-    admin = (proxy.pod.address.pod_ip, _free_port(proxy.pod.address.pod_ip))
+    admin = (proxy.pod.address.pod_ip, free_port(proxy.pod.address.pod_ip))
     config = bootstrap.static_bootstrap(
         translate.proxy_snapshot(proxy), admin=admin, node_id=proxy.node_id, secrets_dir=secrets
     )
@@ -107,9 +77,9 @@ def _cert_hash(pem_file: Path) -> str:
 
 
 def test_mtls_between_two_sidecars(pki: Pki, tmp_path: Path) -> None:
-    port = _free_port(SERVER_IP, SERVER_APP_IP)
-    http_proxy_port = _free_port(CLIENT_IP)
-    tcp_port = _free_port(CLIENT_IP)
+    port = free_port(SERVER_IP, SERVER_APP_IP)
+    http_proxy_port = free_port(CLIENT_IP)
+    tcp_port = free_port(CLIENT_IP)
     server_pod = xds_cases.pod("web", SERVER_IP, SERVER_APP_IP)
     server = xds_cases.proxy(server_pod, inbound=(xds_cases.inbound(port, "HTTP", "STRICT"),))
     upstream = (xds_cases.endpoint(server_pod, port, mtls=True),)
@@ -129,7 +99,7 @@ def test_mtls_between_two_sidecars(pki: Pki, tmp_path: Path) -> None:
     )
     forged = {"X-Forwarded-Client-Cert": "By=x;URI=spiffe://cluster.local/ns/default/sa/admin"}
     with (
-        _app(port),
+        http_apps(SERVER_APP_IP, [port], _EchoXfcc),
         _envoy(server, pki.leaf_dir(SERVER_URI), tmp_path),
         _envoy(client, client_secrets, tmp_path),
     ):
