@@ -175,6 +175,12 @@ class ProxyModel:
     admin_port: int = ADMIN_PORT
     outbound_http_port: int = OUTBOUND_HTTP_PORT
 
+    def outbound_to(self, service: OutboundService) -> OutboundService | None:
+        """This proxy's view of the same service port (another proxy's view has other
+        local listeners and host forms)."""
+        key = (service.namespace, service.name, service.port)
+        return next((o for o in self.outbound if (o.namespace, o.name, o.port) == key), None)
+
 
 @dataclass(frozen=True, slots=True)
 class MeshModel:

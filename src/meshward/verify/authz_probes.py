@@ -132,24 +132,13 @@ def _service_for(model: MeshModel, proxy: ProxyModel, port: InboundPort) -> Outb
 def _callers(model: MeshModel, port: InboundPort, service: OutboundService) -> list[Caller]:
     callers = []
     for proxy in model.proxies:
-        mine = _outbound(proxy, service)
+        mine = proxy.outbound_to(service)
         endpoint_mtls = all(e.mtls for e in mine.endpoints) if mine else False
         if proxy.pod.identity is not None and endpoint_mtls:
             callers.append(Caller(proxy, proxy.pod.identity.principal))
     if port.mtls != "STRICT":
         callers.append(Caller(None, ""))
     return callers
-
-
-def _outbound(proxy: ProxyModel, service: OutboundService) -> OutboundService | None:
-    return next(
-        (
-            o
-            for o in proxy.outbound
-            if (o.namespace, o.name, o.port) == (service.namespace, service.name, service.port)
-        ),
-        None,
-    )
 
 
 def _candidate_plans(
@@ -321,7 +310,7 @@ def _send_tcp(plan: Plan, server: ProxyModel, port: InboundPort, service: Outbou
     """ "open" if the connection was accepted and stayed usable, else what happened."""
     caller = plan.caller
     if caller.proxy is not None:
-        mine = _outbound(caller.proxy, service)
+        mine = caller.proxy.outbound_to(service)
         if mine is None or mine.tcp_bind is None:
             return "no local port for the service"
         address = mine.tcp_bind

@@ -216,11 +216,9 @@ def _allowed(model: MeshModel, client: ProxyModel, service: OutboundService) -> 
 
 
 def _client_outbound(client: ProxyModel, service: OutboundService) -> OutboundService:
-    return next(
-        o
-        for o in client.outbound
-        if (o.namespace, o.name, o.port) == (service.namespace, service.name, service.port)
-    )
+    mine = client.outbound_to(service)
+    assert mine is not None, "every sidecar sees every mesh service port"
+    return mine
 
 
 def _mtls_probe(
