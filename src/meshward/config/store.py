@@ -17,6 +17,9 @@ from pathlib import Path
 
 import yaml
 
+from meshward.config import source
+from meshward.config.report import Report
+
 DocumentKey = tuple[str, str, str]  # (kind, namespace, name)
 
 
@@ -48,18 +51,12 @@ def _key(value: object) -> DocumentKey:
     return (kind, namespace, str(meta.get("name", "")))
 
 
-def yaml_files(path: Path) -> list[Path]:
-    """A file as itself; a directory as its *.yaml/*.yml files, recursively, sorted."""
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-    return [path]
-
-
 def read_paths(paths: Iterable[Path]) -> list[RawDocument]:
+    # The same files, in the same order, that `config.load` read for these paths: callers
+    # store a set only after `load` accepted it.
     documents: list[RawDocument] = []
-    for path in paths:
-        for file in yaml_files(path):
-            documents.extend(split_documents(file.read_text()))
+    for file in source.files(list(paths), Report("")):
+        documents.extend(split_documents(file.read_text()))
     return documents
 
 
