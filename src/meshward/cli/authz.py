@@ -192,6 +192,11 @@ def _explain_one(
 def _decision_lines(decision: Decision, *, http: bool) -> list[str]:
     refusal = "DENY (403)" if http else "DENY (connection closed)"
     verdict = "ALLOW" if decision.allowed else refusal
+    if decision.provider:
+        verdict = (
+            f"CUSTOM provider {decision.provider!r} would be consulted; its denial wins, "
+            f"else {verdict}"
+        )
     lines = [f"  decision: {verdict}"]
     if decision.policy:
         rule = f" rule[{decision.rule}]" if decision.rule is not None else ""

@@ -2,12 +2,13 @@
 
 Called by `meshward.config.kind`. Mesh-wide settings, named after Istio's MeshConfig fields:
 `trustDomain` (SPIFFE trust domain of every identity), `rootNamespace` (where mesh-wide
-policies live) and `workloadCertTTL` (Istio's `WORKLOAD_CERT_TTL`, a Go duration).
+policies live), `workloadCertTTL` (Istio's `WORKLOAD_CERT_TTL`, a Go duration) and
+`extensionProviders` (external authorization providers, config/extension_provider.py).
 """
 
 from __future__ import annotations
 
-from meshward.config import duration, names
+from meshward.config import duration, extension_provider, names
 from meshward.config.fields import Fields
 from meshward.config.resources import Labels, MeshConfig, Meta
 from meshward.identity import is_trust_domain
@@ -32,6 +33,7 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> MeshConfig | None:
     if root is not None and not names.is_dns_label(root):
         spec.disallow("rootNamespace", f"{root!r} is not a DNS-1123 label", code="MW0111")
     ttl = _ttl(spec)
+    providers = extension_provider.parse_all(spec)
     spec.finish()
     if spec.report.failed:
         return None
@@ -40,6 +42,7 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> MeshConfig | None:
         trust_domain=trust_domain or DEFAULTS.trust_domain,
         root_namespace=root or DEFAULTS.root_namespace,
         cert_ttl_seconds=DEFAULTS.cert_ttl_seconds if ttl is None else ttl,
+        extension_providers=providers,
     )
 
 

@@ -98,6 +98,41 @@ class Workload:
     sidecar: bool
 
 
+ExtAuthzKind = Literal["grpc", "http"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExtAuthzProvider:
+    """One MeshConfig `extensionProviders` entry of kind envoyExtAuthzGrpc (`kind="grpc"`) or
+    envoyExtAuthzHttp (`kind="http"`), Istio's fields in snake_case.
+
+    `service` is the host as written (`name.ns.svc.cluster.local` or `name.ns`); model/
+    resolves it to a mesh service port. Header lists keep Istio's written patterns (`x`,
+    `x*`, `*x`); `status_on_error` is the status a client gets when the provider cannot be
+    reached and `fail_open` is off. `max_request_bytes` is 0 when the body is not sent.
+    `line`/`path`: where the entry was written, for model findings.
+    """
+
+    name: str
+    kind: ExtAuthzKind
+    service: str
+    port: int
+    timeout_ms: int = 600_000  # Istio's default: 10m
+    fail_open: bool = False
+    status_on_error: int = 403
+    path_prefix: str = ""
+    include_request_headers: tuple[str, ...] = ()
+    include_additional_headers: tuple[tuple[str, str], ...] = ()
+    headers_to_upstream_on_allow: tuple[str, ...] = ()
+    headers_to_downstream_on_deny: tuple[str, ...] = ()
+    headers_to_downstream_on_allow: tuple[str, ...] = ()
+    max_request_bytes: int = 0
+    allow_partial_message: bool = False
+    pack_as_bytes: bool = False
+    line: int = 0
+    path: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class MeshConfig:
     """`meshward.io/v1alpha1` MeshConfig: mesh-wide settings (at most one per config set)."""
@@ -106,6 +141,10 @@ class MeshConfig:
     trust_domain: str = "cluster.local"
     root_namespace: str = "meshward-system"
     cert_ttl_seconds: int = 24 * 3600
+    extension_providers: tuple[ExtAuthzProvider, ...] = ()
+
+    def provider(self, name: str) -> ExtAuthzProvider | None:
+        return next((p for p in self.extension_providers if p.name == name), None)
 
 
 @dataclass(frozen=True, slots=True)

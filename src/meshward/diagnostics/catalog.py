@@ -93,6 +93,49 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0147", E, "wildcard `*` allowed only as a whole value, a prefix or a suffix"),
     Code("MW0148", W, "HTTP method is not upper case; methods match case-sensitively"),
     Code("MW0149", E, "`when` key needs a name in brackets, e.g. request.headers[x-user]"),
+    # MW0190-MW0199 MeshConfig extensionProviders (config/extension_provider.py)
+    Code(
+        "MW0190",
+        E,
+        "extension provider kind not supported (need exactly one of envoyExtAuthzGrpc/Http)",
+        fix="give the provider exactly one of envoyExtAuthzGrpc or envoyExtAuthzHttp",
+    ),
+    Code(
+        "MW0191",
+        E,
+        "extension provider name defined twice",
+        fix="give every entry of extensionProviders its own name",
+    ),
+    Code(
+        "MW0192",
+        E,
+        "extension provider service is not a mesh service host",
+        fix="write the service as name.namespace.svc.cluster.local or name.namespace",
+    ),
+    Code(
+        "MW0193",
+        E,
+        "extension provider timeout is zero or negative",
+        fix="set timeout to a positive duration such as 1s",
+    ),
+    Code(
+        "MW0194",
+        E,
+        "statusOnError is not an HTTP status 200-599",
+        fix='write statusOnError as a status code string, e.g. "403" or "503"',
+    ),
+    Code(
+        "MW0195",
+        E,
+        "header pattern or body size of an extension provider is invalid",
+        fix="use header names, `prefix*` or `*suffix`, and a positive maxRequestBytes",
+    ),
+    Code(
+        "MW0196",
+        E,
+        "envoyExtAuthzHttp pathPrefix does not start with /",
+        fix="start pathPrefix with /, e.g. /check",
+    ),
     # --- MW02xx model ----------------------------------------------------------------------
     Code("MW0201", W, "Service selects no workload"),
     Code("MW0202", W, "workload selected by a Service has no port equal to the Service targetPort"),
@@ -111,6 +154,31 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0222", W, "DENY/AUDIT/CUSTOM rule uses HTTP-only fields; widened on a TCP port"),
     Code("MW0223", W, "CUSTOM policy fails closed: external authorization is not available"),
     Code("MW0224", W, "rule uses JWT attributes; no request has them until RequestAuthentication"),
+    # MW0270-MW0279 external authorization (model/extauthz.py, model/authz.py)
+    Code(
+        "MW0270",
+        W,
+        "CUSTOM policy names a provider MeshConfig does not define; its rules deny",
+        fix="add the provider to MeshConfig extensionProviders or fix provider.name",
+    ),
+    Code(
+        "MW0271",
+        W,
+        "extension provider service or port is not in the mesh; CUSTOM using it denies",
+        fix="point service and port at a mesh Service port of the authorization server",
+    ),
+    Code(
+        "MW0272",
+        W,
+        "extension provider port protocol does not fit its kind; CUSTOM using it denies",
+        fix="name the Service port grpc (envoyExtAuthzGrpc) or http (envoyExtAuthzHttp)",
+    ),
+    Code(
+        "MW0273",
+        W,
+        "one workload's CUSTOM policies name several providers; all of them deny",
+        fix="use one provider per workload (Istio's rule), e.g. by narrowing the selectors",
+    ),
     # --- MW03xx xds ------------------------------------------------------------------------
     Code("MW0301", W, "HTTP Host already routed to another service of this proxy; dropped"),
     Code("MW0302", E, "two listeners of one proxy bind one address and port; later dropped"),

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 AuthzAction = Literal["ALLOW", "DENY", "AUDIT", "CUSTOM"]
+ExtAuthzKind = Literal["grpc", "http"]
 MatchKind = Literal["exact", "prefix", "suffix", "presence", "template"]
 
 # Evaluation order (Istio): CUSTOM first, then DENY, then ALLOW; AUDIT only records.
@@ -93,7 +94,8 @@ class AuthzRule:
 class AuthzPolicy:
     """One policy as it applies to one port. `rules` empty: ALLOW allows nothing, the other
     actions match nothing. `dry_run`: evaluated and recorded (shadow), never enforced.
-    CUSTOM with no usable provider fails closed: its rules deny."""
+    CUSTOM: requests its rules match go to `PortAuthz.ext_authz`; with no usable provider
+    it fails closed (its rules deny)."""
 
     namespace: str
     name: str
@@ -112,10 +114,42 @@ class AuthzPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtAuthz:
+    """An external authorization provider (MeshConfig `extensionProviders`) resolved to a
+    mesh service port: `cluster` is that port's outbound cluster, which every sidecar has,
+    with the same auto-mTLS decision as any other call to it. Header lists are Istio string
+    matches on lowercase names; `status_on_error` is sent when the provider cannot answer
+    and `fail_open` is off; `max_request_bytes` 0 means the body is not sent."""
+
+    name: str
+    kind: ExtAuthzKind
+    cluster: str
+    authority: str
+    timeout_ms: int
+    fail_open: bool = False
+    status_on_error: int = 403
+    path_prefix: str = ""
+    include_request_headers: tuple[StringMatch, ...] = ()
+    include_additional_headers: tuple[tuple[str, str], ...] = ()
+    headers_to_upstream_on_allow: tuple[StringMatch, ...] = ()
+    headers_to_downstream_on_deny: tuple[StringMatch, ...] = ()
+    headers_to_downstream_on_allow: tuple[StringMatch, ...] = ()
+    max_request_bytes: int = 0
+    allow_partial_message: bool = False
+    pack_as_bytes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PortAuthz:
-    """The policies in force on one inbound port, in evaluation order."""
+    """The policies in force on one inbound port, in evaluation order.
+
+    `ext_authz`: the provider the port's CUSTOM policies consult, for requests their rules
+    match. None with CUSTOM policies present means none can be consulted (unknown or invalid
+    provider, several providers on one workload, a TCP port): they fail closed and their
+    rules deny. With it set, every CUSTOM policy here names it (model/authz.py decides)."""
 
     policies: tuple[AuthzPolicy, ...] = ()
+    ext_authz: ExtAuthz | None = None
 
     def of(self, action: AuthzAction, *, dry_run: bool = False) -> tuple[AuthzPolicy, ...]:
         return tuple(p for p in self.policies if p.action == action and p.dry_run == dry_run)

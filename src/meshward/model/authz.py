@@ -27,8 +27,8 @@ model/authorization.py's docstring. In short:
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from meshward.config.resources import (
     AuthorizationPolicy,
@@ -44,6 +44,7 @@ from meshward.model import ir
 from meshward.model.authorization import (
     ACTION_ORDER,
     AuthzPolicy,
+    ExtAuthz,
     AuthzRule,
     Condition,
     OperationMatch,
@@ -61,18 +62,28 @@ _IP_KEYS = ("source.ip", "remote.ip", "destination.ip")
 
 @dataclass(frozen=True, slots=True)
 class AuthzIndex:
-    """The valid policies of the mesh, by (namespace, name), with what compiling needs."""
+    """The valid policies of the mesh, by (namespace, name), with what compiling needs.
+    `providers`: the usable external authorization providers by name (model/extauthz.py);
+    `defined`: every provider name MeshConfig defines, usable or not."""
 
     root_namespace: str
     trust_domain: str
     policies: tuple[AuthorizationPolicy, ...]
+    providers: Mapping[str, ExtAuthz] = field(default_factory=dict)
+    defined: frozenset[str] = frozenset()
 
 
 def index(
-    policies: Iterable[AuthorizationPolicy], root_namespace: str, trust_domain: str
+    policies: Iterable[AuthorizationPolicy],
+    root_namespace: str,
+    trust_domain: str,
+    providers: Mapping[str, ExtAuthz] | None = None,
+    defined: Iterable[str] = (),
 ) -> AuthzIndex:
     ordered = sorted(policies, key=lambda p: (p.meta.namespace, p.meta.name))
-    return AuthzIndex(root_namespace, trust_domain, tuple(ordered))
+    return AuthzIndex(
+        root_namespace, trust_domain, tuple(ordered), dict(providers or {}), frozenset(defined)
+    )
 
 
 def applies(
@@ -95,12 +106,24 @@ def compile_port(
 ) -> PortAuthz:
     """The PortAuthz of one inbound port of a workload."""
     http = ir.is_http(protocol)
+    chosen = selected(idx, namespace, labels)
     return PortAuthz(
-        tuple(
-            compile_policy(p, port, http, idx.trust_domain)
-            for p in selected(idx, namespace, labels)
-        )
+        tuple(compile_policy(p, port, http, idx.trust_domain) for p in chosen),
+        provider_for(idx, chosen) if http else None,
     )
+
+
+def provider_for(
+    idx: AuthzIndex, chosen: Sequence[AuthorizationPolicy]
+) -> ExtAuthz | None:
+    """The provider a workload's CUSTOM policies consult on an HTTP port, or None when they
+    fail closed: the provider is unknown or unusable, or they name several providers (Istio
+    allows one provider per workload and fails all of them closed otherwise, builder.go).
+    meshward consults providers on HTTP ports only; on TCP ports CUSTOM fails closed."""
+    names = {p.provider for p in chosen if p.action == "CUSTOM"}
+    if len(names) != 1:
+        return None
+    return idx.providers.get(names.pop())
 
 
 def compile_policy(
@@ -308,15 +331,7 @@ def diagnose(idx: AuthzIndex, pods: Iterable[ir.Pod]) -> tuple[Diagnostic, ...]:
                 )
             )
         if policy.action == "CUSTOM":
-            found.append(
-                finding(
-                    "MW0223",
-                    policy.meta,
-                    "spec.provider",
-                    f"external authorization (provider {policy.provider!r}) is not available: "
-                    "requests matching its rules are denied",
-                )
-            )
+            found.extend(_custom_findings(idx, policy, targets))
         if any(_uses_jwt(rule) for rule in policy.rules):
             found.append(
                 finding(
@@ -330,6 +345,63 @@ def diagnose(idx: AuthzIndex, pods: Iterable[ir.Pod]) -> tuple[Diagnostic, ...]:
             )
         found.extend(_tcp_findings(policy, targets))
     return tuple(found)
+
+
+def _custom_findings(
+    idx: AuthzIndex, policy: AuthorizationPolicy, targets: Sequence[ir.Pod]
+) -> list[Diagnostic]:
+    """MW0270 (provider not defined), MW0273 (several providers on one workload), MW0223
+    (TCP ports, where CUSTOM fails closed). An unusable defined provider is reported once,
+    against MeshConfig (model/extauthz.py)."""
+    found: list[Diagnostic] = []
+    if policy.provider not in idx.defined:
+        known = ", ".join(sorted(idx.defined)) or "none"
+        found.append(
+            finding(
+                "MW0270",
+                policy.meta,
+                "spec.provider.name",
+                f"provider {policy.provider!r} is not in MeshConfig extensionProviders "
+                f"(defined: {known}); requests matching its rules are denied",
+            )
+        )
+    for pod in targets:
+        chosen = selected(idx, pod.key.namespace, pod.labels)
+        names = sorted({p.provider for p in chosen if p.action == "CUSTOM"})
+        if len(names) > 1:
+            found.append(
+                finding(
+                    "MW0273",
+                    policy.meta,
+                    "spec.provider.name",
+                    f"workload {pod.key.pod_name} has CUSTOM policies naming providers "
+                    f"{', '.join(names)}; only one provider per workload can be consulted, "
+                    "so all of them deny the requests they match",
+                )
+            )
+            break
+    tcp_ports = sorted(
+        {
+            port.port
+            for pod in targets
+            for port in pod.ports
+            if not ir.is_http(port.protocol) and port.port not in ir.RESERVED_PORTS
+        }
+    )
+    if tcp_ports and any(
+        reachable(strip_http(rule), port) for rule in policy.rules for port in tcp_ports
+    ):
+        found.append(
+            finding(
+                "MW0223",
+                policy.meta,
+                "spec.provider",
+                f"on TCP port(s) {', '.join(map(str, tcp_ports))} external authorization is "
+                "not available: connections matching its rules are refused; name the HTTP "
+                "ports in `to.ports` to avoid this",
+            )
+        )
+    return found
 
 
 def _uses_jwt(rule: AuthzRuleSpec) -> bool:

@@ -8,7 +8,10 @@ evaluation of the translation Istio generates (pilot authz builder + generator):
 - Filter order (xds/rbac.py): the dry-run filters, then AUDIT, then CUSTOM, then DENY, then
   ALLOW; a filter that denies ends the request, so later enforced filters never run (AUDIT,
   which never denies, runs first so that it marks denied requests too).
-  CUSTOM without external authorization fails closed: its rules act as a DENY filter.
+  CUSTOM with a provider (`PortAuthz.ext_authz`, HTTP only): a request its rules match is
+  sent to the provider first (`Decision.provider`), which the evaluator cannot predict;
+  the rest of the decision is what follows if it allows. CUSTOM without a usable provider
+  fails closed: its rules act as a DENY filter.
 - Inside one filter Envoy keeps policies in a `std::map` by name, so the policy it reports
   (`rbac_access_denied_matched_policy[...]`, `shadow_effective_policy_id`) is the matching
   rule whose name `ns[..]-policy[..]-rule[i]` sorts first; `evaluate` names the same one.
@@ -42,7 +45,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Literal
 
@@ -105,7 +108,10 @@ class ShadowResult:
 class Decision:
     """The enforced outcome. `action` is the filter that decided (DEFAULT: no ALLOW policy),
     `policy`/`rule`/`rule_id` the rule Envoy names ("", None, "" when none: Envoy's
-    `[none]`). `audited`: matching AUDIT rules as "ns/name rule[i]", in Envoy's order."""
+    `[none]`). `audited`: matching AUDIT rules as "ns/name rule[i]", in Envoy's order.
+    `provider`: the CUSTOM provider consulted first ("" when none is): the outcome is then
+    what DENY and ALLOW decide if the provider allows; if it denies, the request is denied
+    with the provider's status."""
 
     allowed: bool
     action: DecisionAction
@@ -115,6 +121,7 @@ class Decision:
     reason: str
     shadow: tuple[ShadowResult, ...] = ()
     audited: tuple[str, ...] = ()
+    provider: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +147,7 @@ def evaluate(authz: PortAuthz, request: Request) -> Decision:
     )
     audited = tuple(h.label for h in _hits(authz.of("AUDIT"), request))
     custom = _first_hit(authz.of("CUSTOM"), request)
-    if custom is not None:
+    if custom is not None and (authz.ext_authz is None or not request.is_http):
         return _deny(
             "CUSTOM",
             custom,
@@ -149,6 +156,25 @@ def evaluate(authz: PortAuthz, request: Request) -> Decision:
             shadow,
             audited,
         )
+    decision = _deny_then_allow(authz, request, shadow, audited)
+    if custom is None or authz.ext_authz is None:
+        return decision
+    provider = authz.ext_authz.name
+    return replace(
+        decision,
+        provider=provider,
+        reason=f"CUSTOM provider {provider!r} would be consulted (matched {custom.label}); "
+        f"it decides first, and if it allows: {decision.reason}",
+    )
+
+
+def _deny_then_allow(
+    authz: PortAuthz,
+    request: Request,
+    shadow: tuple[ShadowResult, ...],
+    audited: tuple[str, ...],
+) -> Decision:
+    """The DENY and ALLOW engines' decision (after CUSTOM let the request through)."""
     deny = _first_hit(authz.of("DENY"), request)
     if deny is not None:
         reason = f"matched DENY policy {deny.label}"

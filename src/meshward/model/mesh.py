@@ -13,7 +13,16 @@ from collections.abc import Mapping
 from meshward.config.resources import ConfigSet
 from meshward.diagnostics import Diagnostic, has_errors
 from meshward.errors import ConfigError
-from meshward.model import authz, ir, peer_authn, pods, proxies, services, upstream_tls
+from meshward.model import (
+    authz,
+    extauthz,
+    ir,
+    peer_authn,
+    pods,
+    proxies,
+    services,
+    upstream_tls,
+)
 
 
 def build(
@@ -31,7 +40,14 @@ def build(
     ir_pods = pods.build(config.workloads, ir_services, mesh.trust_domain, addresses)
     pa = peer_authn.index(config.peer_authentications, mesh.root_namespace)
     rules = tuple(sorted(config.destination_rules, key=lambda r: r.meta.order))
-    policies = authz.index(config.authorization_policies, mesh.root_namespace, mesh.trust_domain)
+    providers = extauthz.resolve(mesh, ir_services)
+    policies = authz.index(
+        config.authorization_policies,
+        mesh.root_namespace,
+        mesh.trust_domain,
+        providers.usable,
+        (p.name for p in mesh.extension_providers),
+    )
     model = ir.MeshModel(
         trust_domain=mesh.trust_domain,
         root_namespace=mesh.root_namespace,
@@ -46,6 +62,7 @@ def build(
         *service_findings,
         *peer_authn.diagnose(pa, ir_pods),
         *upstream_tls.diagnose(rules, ir_services, ir_pods),
+        *providers.findings,
         *authz.diagnose(policies, ir_pods),
     )
     return model, findings

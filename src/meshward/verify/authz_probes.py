@@ -164,7 +164,9 @@ def _candidate_plans(
                         headers=(),
                         is_http=is_http(port.protocol),
                     )
-                    yield Plan(caller, request, evaluate(port.authz, request))
+                    decision = evaluate(port.authz, request)
+                    if not decision.provider:  # a provider's answer cannot be predicted
+                        yield Plan(caller, request, decision)
 
 
 def _plans(

@@ -44,7 +44,7 @@ from envoy.type.matcher.v3 import metadata_pb2, path_pb2, regex_pb2, string_pb2,
 from google.protobuf import wrappers_pb2
 
 from meshward.model import authorization
-from meshward.xds import core
+from meshward.xds import core, ext_authz
 
 HTTP_RBAC = "envoy.filters.http.rbac"  # also the dynamic-metadata namespace it writes
 NETWORK_RBAC = "envoy.filters.network.rbac"
@@ -59,8 +59,10 @@ JWT_PAYLOAD = "payload"
 DRY_RUN_STAT_PREFIX = "meshward_dryrun_"
 
 _Action = rbac_pb2.RBAC.Action
-# CUSTOM fails closed until external authorization exists: a request its rules would send to
-# the provider is denied (Istio does the same for a CUSTOM provider it cannot use, builder.go).
+# CUSTOM with a provider (`PortAuthz.ext_authz`): a shadow engine marks the requests its rules
+# match and the ext_authz filter after it consults the provider for those (ext_authz.py).
+# CUSTOM without one fails closed: a request its rules would send to the provider is denied
+# (Istio does the same for a CUSTOM provider it cannot use, builder.go).
 _ENGINE_ACTION: MappingProxyType[authorization.AuthzAction, int] = MappingProxyType(
     {"CUSTOM": _Action.DENY, "DENY": _Action.DENY, "ALLOW": _Action.ALLOW, "AUDIT": _Action.LOG}
 )
@@ -125,6 +127,8 @@ def http_filters(authz: authorization.PortAuthz) -> list[hcm_pb2.HttpFilter]:
             config.rules.CopyFrom(engine.rules)
             config.rules_stat_prefix = engine.stat_prefix
         filters.append(hcm_pb2.HttpFilter(name=engine.name, typed_config=core.pack(config)))
+        if engine.consults is not None:
+            filters.append(ext_authz.http_filter(engine.consults))
     return filters
 
 
@@ -181,6 +185,7 @@ class _Engine:
     rules: rbac_pb2.RBAC
     shadow: bool
     stat_prefix: str
+    consults: authorization.ExtAuthz | None = None
 
 
 def _engines(authz: authorization.PortAuthz, *, http: bool) -> list[_Engine]:
@@ -196,7 +201,18 @@ def _engines(authz: authorization.PortAuthz, *, http: bool) -> list[_Engine]:
     ]
     for action in _ENFORCED:
         policies = authz.of(action)
-        if policies:
+        if policies and action == "CUSTOM" and http and authz.ext_authz is not None:
+            # The CUSTOM rules only mark the requests the provider must see (ext_authz.py).
+            engines.append(
+                _Engine(
+                    name=f"{FILTER_PREFIX}custom",
+                    rules=_rbac(policies, action, http=http),
+                    shadow=True,
+                    stat_prefix=ext_authz.SHADOW_STAT_PREFIX,
+                    consults=authz.ext_authz,
+                )
+            )
+        elif policies:
             engines.append(
                 _Engine(
                     name=f"{FILTER_PREFIX}{action.lower()}",
