@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 from test_config_authz import CASES as AUTHZ_CASES
+from test_config_extauthz import CASES as EXTAUTHZ_CASES
+from test_config_extauthz import RULE_CASES
 
 from meshward.config import load_text
 from meshward.diagnostics.catalog import CATALOG
@@ -230,8 +232,10 @@ def test_base_documents_are_clean(text: str) -> None:
 def test_every_live_config_code_has_a_row() -> None:
     # MW0115 (missing path) needs the file system: test_config_load covers it.
     live = {c for c, e in CATALOG.items() if c.startswith("MW01") and not e.retired} - {"MW0115"}
-    # AuthorizationPolicy codes (MW013x/MW014x) have their rows in test_config_authz.py.
-    covered = {code for _, _, found in (*CASES, *AUTHZ_CASES) for code, _, _ in found}
+    # AuthorizationPolicy codes (MW013x/MW014x) have their rows in test_config_authz.py,
+    # extension provider and rule-file codes (MW019x) in test_config_extauthz.py.
+    cases = (*CASES, *AUTHZ_CASES, *EXTAUTHZ_CASES, *RULE_CASES)
+    covered = {code for _, _, found in cases for code, _, _ in found}
     assert covered == live
 
 

@@ -21,8 +21,9 @@ MESH_DIR = Path(__file__).parent / "mesh"
 _pools = (f"127.{n}.0.0/16" for n in itertools.count(100, 2))
 
 
-def start_mesh(root: Path, source: Path = MESH_DIR) -> Mesh:
-    mesh = Mesh(StateDir(root / "state"), next(_pools))
+def start_mesh(root: Path, source: Path = MESH_DIR, pool: str | None = None) -> Mesh:
+    """`pool`: a /16 of the caller's own (default: the next of the shared series)."""
+    mesh = Mesh(StateDir(root / "state"), pool or next(_pools))
     result = mesh.cli("up", str(source), "--detach", "--address-pool", mesh.pool, "--timeout", "90")
     if result.returncode != 0:
         log = (mesh.state.logs / "runner.log").read_text() if mesh.state.logs.exists() else ""

@@ -26,6 +26,7 @@ from meshward.model.authorization import (
     AuthzPolicy,
     AuthzRule,
     Condition,
+    ExtAuthz,
     OperationMatch,
     PortAuthz,
     SourceMatch,
@@ -162,6 +163,60 @@ CASES: dict[str, tuple[ir.Protocol, PortAuthz]] = {
                     provider="opa",
                 ),
             )
+        ),
+    ),
+    # CUSTOM with a provider: a shadow engine marks matching requests, ext_authz after it.
+    "custom-grpc": (
+        "HTTP",
+        PortAuthz(
+            (
+                AuthzPolicy(
+                    "default",
+                    "ext",
+                    "CUSTOM",
+                    (AuthzRule(1, operations=(_ADMIN_PATHS,)),),
+                    provider="ext-grpc",
+                ),
+                _policy("deny-admin", "DENY", AuthzRule(0, operations=(_ADMIN_PATHS,))),
+            ),
+            ExtAuthz(
+                name="ext-grpc",
+                kind="grpc",
+                cluster="outbound|9000||authz.auth.svc.cluster.local",
+                authority="authz.auth.svc.cluster.local:9000",
+                timeout_ms=250,
+                max_request_bytes=1024,
+                allow_partial_message=True,
+            ),
+        ),
+    ),
+    "custom-http": (
+        "HTTP",
+        PortAuthz(
+            (
+                AuthzPolicy(
+                    "default",
+                    "ext",
+                    "CUSTOM",
+                    (AuthzRule(0, operations=(_ADMIN_PATHS,)),),
+                    provider="ext-http",
+                ),
+            ),
+            ExtAuthz(
+                name="ext-http",
+                kind="http",
+                cluster="outbound|9001||authz.auth.svc.cluster.local",
+                authority="authz.auth.svc.cluster.local:9001",
+                timeout_ms=600_000,
+                fail_open=True,
+                status_on_error=503,
+                path_prefix="/check",
+                include_request_headers=(_m(_EXACT, "x-user"), _m(_PREFIX, "x-b3-")),
+                include_additional_headers=(("x-mesh", "meshward"),),
+                headers_to_upstream_on_allow=(_m(_EXACT, "x-checked-by"),),
+                headers_to_downstream_on_deny=(_m(_SUFFIX, "-denied-by"),),
+                headers_to_downstream_on_allow=(_m(_EXACT, "x-trace"),),
+            ),
         ),
     ),
     "tcp": (

@@ -11,6 +11,7 @@ verify [--json]            probe the running mesh; non-zero on any failed expect
 analyze PATH... | --live   best-practice findings (table, --json, --sarif); see docs/diagnostics.md
 demo [--check]             the seed system, verified (the README's `make demo`)
 admission audit [PATH...]  AdmissionPolicy violations of the running config (refuses nothing)
+extauthz --plugin P ...    external authorization server (ext_authz gRPC/HTTP) for CUSTOM
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshward.cli import admission, analyze, authz, inspect, lifecycle
+from meshward.cli import admission, analyze, authz, extauthz, inspect, lifecycle
 from meshward.runner.network import DEFAULT_POOL
 
 
@@ -129,6 +130,14 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("paths", nargs="*", type=Path, help="default: the mesh's config store")
     audit.add_argument("--json", action="store_true")
 
+    extauthz_ = command(
+        "extauthz",
+        help="external authorization server for CUSTOM policies",
+        description=extauthz.HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    extauthz.add_parser(extauthz_)
+
     demo = command("demo", help="run the seed system, verified")
     demo.add_argument("--check", action="store_true", help="exit after verification")
     demo.add_argument("--example", type=Path, default=None)
@@ -164,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "analyze": analyze.run,
         "authz": _authz,
         "admission": admission.audit,
+        "extauthz": extauthz.run,
     }
     try:
         return handlers[args.command](args)

@@ -97,9 +97,7 @@ def _provider(item: Fields, seen: set[str]) -> ExtAuthzProvider | None:
     return _body(body, name, KINDS[given[0]], item)
 
 
-def _body(
-    body: Fields, name: str, kind: ExtAuthzKind, item: Fields
-) -> ExtAuthzProvider | None:
+def _body(body: Fields, name: str, kind: ExtAuthzKind, item: Fields) -> ExtAuthzProvider | None:
     service = body.string("service", required=True)
     if service is not None and service and not is_service_host(service):
         body.disallow(
@@ -271,6 +269,8 @@ def _header_ok(value: str, *, wildcard: bool) -> bool:
     elif wildcard and value.startswith("*"):
         core = value[1:]
     # RFC 9110 §5.1 field names are tokens; `:` starts an HTTP/2 pseudo-header.
-    return bool(core) and all(c.isalnum() or c in "!#$%&'*+-.^_`|~:" for c in core) and (
-        "*" not in core
+    return (
+        bool(core)
+        and all(c.isalnum() or c in "!#$%&'*+-.^_`|~:" for c in core)
+        and ("*" not in core)
     )

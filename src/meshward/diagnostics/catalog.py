@@ -136,6 +136,12 @@ CATALOG: dict[str, Code] = _table(
         "envoyExtAuthzHttp pathPrefix does not start with /",
         fix="start pathPrefix with /, e.g. /check",
     ),
+    Code(
+        "MW0197",
+        E,
+        "extauthz rule file is invalid (one document, rules with allow, statuses 200-599)",
+        fix="see `meshward extauthz --help` for the rule file format",
+    ),
     # --- MW02xx model ----------------------------------------------------------------------
     Code("MW0201", W, "Service selects no workload"),
     Code("MW0202", W, "workload selected by a Service has no port equal to the Service targetPort"),

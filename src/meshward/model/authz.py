@@ -44,9 +44,9 @@ from meshward.model import ir
 from meshward.model.authorization import (
     ACTION_ORDER,
     AuthzPolicy,
-    ExtAuthz,
     AuthzRule,
     Condition,
+    ExtAuthz,
     OperationMatch,
     PortAuthz,
     SourceMatch,
@@ -113,9 +113,7 @@ def compile_port(
     )
 
 
-def provider_for(
-    idx: AuthzIndex, chosen: Sequence[AuthorizationPolicy]
-) -> ExtAuthz | None:
+def provider_for(idx: AuthzIndex, chosen: Sequence[AuthorizationPolicy]) -> ExtAuthz | None:
     """The provider a workload's CUSTOM policies consult on an HTTP port, or None when they
     fail closed: the provider is unknown or unusable, or they name several providers (Istio
     allows one provider per workload and fails all of them closed otherwise, builder.go).

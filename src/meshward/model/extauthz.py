@@ -41,7 +41,8 @@ def resolve(mesh: MeshConfig, services: Sequence[ir.Service]) -> Providers:
     for provider in mesh.extension_providers:
         namespace, name = service_key(provider.service)
         service = by_key.get((namespace, name))
-        port = next((p for p in service.ports if p.port == provider.port), None) if service else None
+        ports = service.ports if service is not None else ()
+        port = next((p for p in ports if p.port == provider.port), None)
         if service is None or port is None:
             what = f"service {name}.{namespace}" if service is None else f"port {provider.port}"
             findings.append(

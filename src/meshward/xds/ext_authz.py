@@ -49,7 +49,7 @@ def http_filter(provider: authorization.ExtAuthz) -> hcm_pb2.HttpFilter:
     config = ext_authz_pb2.ExtAuthz(
         transport_api_version=config_source_pb2.V3,
         failure_mode_allow=provider.fail_open,
-        status_on_error=http_status_pb2.HttpStatus(code=provider.status_on_error),  # type: ignore[arg-type]
+        status_on_error=http_status_pb2.HttpStatus(code=provider.status_on_error),
     )
     config.filter_enabled_metadata.CopyFrom(
         metadata_pb2.MetadataMatcher(
