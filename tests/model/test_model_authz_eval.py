@@ -10,6 +10,7 @@ from meshward.model.authorization import (
     AuthzPolicy,
     AuthzRule,
     Condition,
+    ExtAuthz,
     OperationMatch,
     PortAuthz,
     SourceMatch,
@@ -296,6 +297,63 @@ def test_custom_fails_closed_before_everything() -> None:
         (ShadowResult("shop/dry", 0, "DENY", False),),
         ("shop/audit rule[0]",),
     )
+
+
+OPA = ExtAuthz("opa", "grpc", "outbound|9000||opa.auth.svc.cluster.local", "opa:9000", 1000)
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        (
+            # The CUSTOM rule matches: the provider is consulted, then DENY and ALLOW decide.
+            REQ,
+            Decision(
+                True,
+                "ALLOW",
+                "shop/allow-bob",
+                0,
+                "ns[shop]-policy[allow-bob]-rule[0]",
+                "CUSTOM provider 'opa' would be consulted (matched shop/ext rule[0]); it "
+                "decides first, and if it allows: matched ALLOW policy shop/allow-bob rule[0]",
+                provider="opa",
+            ),
+        ),
+        (
+            # No CUSTOM rule matches (not /admin): the provider is never asked.
+            Request(BOB, "10.0.0.7", "10.0.1.1", 8080, method="GET", path="/admin"),
+            Decision(
+                True,
+                "ALLOW",
+                "shop/allow-bob",
+                0,
+                "ns[shop]-policy[allow-bob]-rule[0]",
+                "matched ALLOW policy shop/allow-bob rule[0]",
+            ),
+        ),
+        (
+            # A TCP connection never reaches a provider: CUSTOM fails closed there.
+            TCP,
+            Decision(
+                False,
+                "CUSTOM",
+                "shop/ext",
+                0,
+                "ns[shop]-policy[ext]-rule[0]",
+                "matched CUSTOM policy shop/ext rule[0]; external authorization (provider "
+                "'opa') is not available, so it fails closed",
+            ),
+        ),
+    ],
+    ids=["consulted", "not-matched", "tcp"],
+)
+def test_custom_with_a_provider_consults_it_first(request_: Request, expected: Decision) -> None:
+    ext = AuthzRule(0, operations=(OperationMatch(not_paths=(ex("/admin"),)),))
+    authz = PortAuthz(
+        (policy("ext", "CUSTOM", ext, provider="opa"), policy("allow-bob", "ALLOW", rule(0, BOB))),
+        OPA,
+    )
+    assert evaluate(authz, request_) == expected
 
 
 def test_audit_only_records() -> None:

@@ -64,5 +64,5 @@ def serve(
     if http_listen is not None:
         http_server = HttpAuthorizationServer(http_listen, plugin, log, http_path_prefix)
         http_port = http_server.server_address[1]
-        threading.Thread(target=http_server.serve_forever, daemon=True).start()
+        threading.Thread(target=http_server.serve_forever, args=(0.05,), daemon=True).start()
     return Running(grpc_port, http_port, grpc_server, http_server, log)
