@@ -24,7 +24,7 @@ TOKENS: dict[str, dict[str, object]] = {
         "client_id": "app",
         "exp": NOW + 3600,
         "team": "blue",
-    },  # fmt: skip
+    },
     "reader": {"active": True, "sub": "bob", "scope": "read", "exp": NOW + 3600},
     "soon": {"active": True, "sub": "carol", "scope": "read write", "exp": NOW + 5},
     "revoked": {"active": False},
@@ -40,7 +40,7 @@ class Endpoint(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: Endpoint
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"])).decode()
         form = dict(urllib.parse.parse_qsl(body))
         self.server.requests.append(
@@ -63,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(answer)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         del format, args
 
 
