@@ -89,7 +89,7 @@ def test_simple_system_example() -> None:
     assert [(d.code, d.resource, str(d.location)) for d in found] == [
         ("MW0510", "Workload geo/location-service", f"{EXAMPLE}/geo.yaml:4"),
         ("MW0511", "Namespace geo", f"{EXAMPLE}/geo.yaml:4"),
-        ("MW0530", "MeshConfig default/mesh", f"{EXAMPLE}/mesh.yaml:4"),
+        ("MW0530", "MeshConfig default/mesh", f"{EXAMPLE}/mesh.yaml:6"),
         (
             "MW0501",
             "Workload geo/location-service",

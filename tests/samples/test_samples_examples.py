@@ -44,6 +44,12 @@ def test_expected_documents() -> None:
         ("geo.yaml", "v1", "Service", "geo", "location-service"),
         ("legacy.yaml", "meshward.io/v1alpha1", "Workload", "legacy", "reports"),
         ("legacy.yaml", "v1", "Service", "legacy", "reports"),
+        ("external-authn.yaml", "meshward.io/v1alpha1", "Workload", "core", "credentials"),
+        ("external-authn.yaml", "v1", "Service", "core", "credentials"),
+        *(
+            ("external-authn.yaml", "security.istio.io/v1", "AuthorizationPolicy", "core", name)
+            for name in ("users-need-api-key", "credentials-from-user-service")
+        ),
         (
             "peer-authentication.yaml",
             "security.istio.io/v1",
@@ -109,6 +115,7 @@ def test_security_and_topology_as_designed() -> None:
             "database": (1, True, [("tcp-redis", 6379)]),
             "location-service": (2, True, [("http", 8081)]),
             "reports": (1, False, [("http", 8000)]),
+            "credentials": (1, True, [("grpc", 9000)]),
         },
         [{"name": "tcp-redis", "port": 6379, "targetPort": 6379, "appProtocol": "redis"}],
     )
@@ -134,4 +141,5 @@ def test_config_loader_accepts_the_example() -> None:
         len(loaded.peer_authentications),
         len(loaded.authorization_policies),
         loaded.mesh.trust_domain,
-    ) == ((), 4, 4, 2, 5, "cluster.local")
+        [p.name for p in loaded.mesh.extension_providers],
+    ) == ((), 5, 5, 2, 7, "cluster.local", ["credentials"])

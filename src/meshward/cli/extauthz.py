@@ -54,7 +54,9 @@ def add_parser(command: argparse.ArgumentParser) -> None:
         "--require-claim", action="append", default=[], metavar="NAME=VALUE", help="repeatable"
     )
     command.add_argument("--cache-ttl", type=float, default=30.0, help="seconds (never past exp)")
-    command.add_argument("--decision-log", type=Path, metavar="FILE", help="JSON lines")
+    command.add_argument(
+        "--decision-log", metavar="FILE", help="append JSON lines to FILE (- for stdout)"
+    )
 
 
 def _address(text: str) -> tuple[str, int] | None:
@@ -113,9 +115,11 @@ def run(args: argparse.Namespace) -> int:
     plugin = _plugin(args)
     if isinstance(plugin, int):
         return plugin
-    running = serve(
-        plugin, DecisionLog(args.decision_log), grpc_listen, http_listen, args.http_path_prefix
-    )
+    if args.decision_log == "-":
+        log = DecisionLog.stdout()
+    else:
+        log = DecisionLog(Path(args.decision_log) if args.decision_log else None)
+    running = serve(plugin, log, grpc_listen, http_listen, args.http_path_prefix)
     where = ", ".join(
         f"{kind} on port {port}"
         for kind, port in (("gRPC", running.grpc_port), ("HTTP", running.http_port))

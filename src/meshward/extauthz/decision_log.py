@@ -8,6 +8,7 @@ serialised by a lock, so lines from concurrent checks never interleave.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,11 +18,18 @@ from meshward.extauthz.plugin import Decision, Facts
 
 
 class DecisionLog:
-    """Appends to `path`, or writes nowhere when `path` is None."""
+    """Appends to `path` (or writes to `stream`, which it does not close); nowhere when
+    neither is given."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, stream: TextIO | None = None) -> None:
         self._lock = threading.Lock()
-        self._file: TextIO | None = path.open("a", encoding="utf-8") if path else None
+        self._file: TextIO | None = path.open("a", encoding="utf-8") if path else stream
+        self._owned = path is not None
+
+    @classmethod
+    def stdout(cls) -> DecisionLog:
+        """Lines on stdout: an app's stdout is its log in a mesh (`meshward logs`)."""
+        return cls(None, sys.stdout)
 
     def record(self, plugin: str, facts: Facts, decision: Decision) -> None:
         if self._file is None:
@@ -46,6 +54,6 @@ class DecisionLog:
 
     def close(self) -> None:
         with self._lock:
-            if self._file is not None:
+            if self._file is not None and self._owned:
                 self._file.close()
-                self._file = None
+            self._file = None

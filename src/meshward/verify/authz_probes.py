@@ -6,7 +6,8 @@ that fit its operations), asks the Python evaluator what must happen (the whole 
 decides, not the rule alone), then sends that request for real from the caller's sidecar —
 or in plaintext from outside the mesh — and checks the answer: allowed gets through, denied
 gets 403 (HTTP) or a closed connection (TCP), and the server sidecar's access log names the
-deciding policy and rule.
+deciding policy and rule. Requests a CUSTOM provider decides are probed apart
+(`_custom_probe`): the evaluator cannot predict a provider's answer.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from meshward.state.layout import StateDir
 from meshward.verify import access_log
 from meshward.verify.probe import ProbeResult
 from meshward.xds.access_log import denial, shadow_decisions
+from meshward.xds.ext_authz import enabled_metadata_key
+
+CUSTOM_MATCHED_KEY = enabled_metadata_key()
 
 PROBES_PER_PORT = 6
 
@@ -61,7 +65,53 @@ def authz_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
                 results.append(_probe(plan, proxy, port, service, log))
             if is_http(port.protocol):
                 results += _dry_run_probes(model, proxy, port, service, log)
+            if port.authz.ext_authz is not None:
+                results += _custom_probe(model, proxy, port, service, log)
     return results
+
+
+def _custom_probe(
+    model: MeshModel, server: ProxyModel, port: InboundPort, service: OutboundService, log: Path
+) -> list[ProbeResult]:
+    """CUSTOM with a provider: one request its rules match, sent with no credentials from a
+    mesh caller. The provider must be consulted, and a denial must reach the caller with the
+    provider's own status (Envoy `ext_authz_denied`), not a stand-in; a provider that cannot
+    be reached (`ext_authz_error`) fails the probe, as the port then fails closed."""
+    provider = port.authz.ext_authz
+    assert provider is not None
+    plan = next(
+        (
+            p
+            for p in _candidate_plans(model, server, port, service)
+            if p.decision.provider and p.caller.proxy is not None
+        ),
+        None,
+    )
+    if plan is None:
+        return []
+    probe_id = uuid.uuid4().hex
+    status = _send_http(plan, server, port, service, probe_id)
+    entry = access_log.wait_for([log], _has_probe_id(probe_id))
+    details = str(entry.get("details") or "") if entry else ""
+    rbac = entry.get("rbac") if entry else None
+    consulted = isinstance(rbac, dict) and CUSTOM_MATCHED_KEY in rbac
+    if details == "ext_authz_denied":
+        seen = f"HTTP {status}, the provider's denial ({details})"
+        ok = status is not None and str(status) == str(entry.get("code") if entry else "")
+    elif consulted and not details.startswith("ext_authz"):
+        seen, ok = f"HTTP {status}; the provider allowed it ({details})", status is not None
+    else:
+        seen, ok = f"HTTP {status}; {details or 'no access-log record'}", False
+    what = f"{plan.request.method} {plan.request.path}"
+    return [
+        ProbeResult(
+            "authz-custom",
+            f"{plan.caller.name} → {server.pod.key}:{port.port} ({service.name}) {what}",
+            f"provider {provider.name} consulted; a denial returns the provider's status",
+            seen,
+            ok,
+        )
+    ]
 
 
 def _has_probe_id(probe_id: str) -> access_log.Match:
@@ -164,9 +214,7 @@ def _candidate_plans(
                         headers=(),
                         is_http=is_http(port.protocol),
                     )
-                    decision = evaluate(port.authz, request)
-                    if not decision.provider:  # a provider's answer cannot be predicted
-                        yield Plan(caller, request, decision)
+                    yield Plan(caller, request, evaluate(port.authz, request))
 
 
 def _plans(
@@ -175,6 +223,8 @@ def _plans(
     """Requests with distinct outcomes (allowed or denied, by which rule), a few per port."""
     chosen: list[Plan] = []
     for plan in _candidate_plans(model, proxy, port, service):
+        if plan.decision.provider:
+            continue  # a provider's answer cannot be predicted: _custom_probe covers it
         outcome_seen = any(
             p.decision.allowed == plan.decision.allowed
             and p.decision.rule_id == plan.decision.rule_id

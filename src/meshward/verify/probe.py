@@ -14,6 +14,7 @@ Check = Literal[
     "plaintext-to-legacy",
     "authz",
     "authz-dry-run",
+    "authz-custom",
 ]
 
 

@@ -1,4 +1,5 @@
-"""`python -m meshward.samples.simple_system user-service|location-service --host H --port N`.
+"""`python -m meshward.samples.simple_system user-service|location-service|credentials --host H
+--port N`.
 
 Run by the runner from examples/simple-system/*.yaml and by tests. Logs one line per request
 to stdout. user-service needs MESHWARD_SVC_CORE_DATABASE_6379 and
@@ -17,15 +18,18 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from meshward.samples import server
-from meshward.samples.simple_system import discovery, location_service, user_service
+from meshward.samples.simple_system import credentials, discovery, location_service, user_service
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m meshward.samples.simple_system")
-    parser.add_argument("service", choices=("user-service", "location-service"))
+    parser.add_argument("service", choices=("user-service", "location-service", "credentials"))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     options = parser.parse_args(argv)
+    if options.service == "credentials":
+        credentials.run(options.host, options.port)
+        return 0
     if options.service == "location-service":
         server.run(
             location_service.respond,
