@@ -25,6 +25,7 @@ from meshward.cli import authz, inspect, lifecycle
 from meshward.errors import MeshwardError
 from meshward.runner.network import Loopback
 from meshward.runner.runner import Runner
+from meshward.samples.simple_system import credentials
 from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
 from meshward.verify import access_log, report
@@ -88,26 +89,41 @@ def _show_request(state: StateDir) -> None:
         return
     caller = callers[0]
     print("\nA request from geo/location-service to core/user-service, through both sidecars:")
-    print("  GET http://user-service.core:8080/users/1")
-    connection = http.client.HTTPConnection(caller.pod_ip, 15001, timeout=10)
+    print(f"  GET http://user-service.core:8080/users/1   (x-api-key: {credentials.API_KEY})")
+    answer = _get_user(caller.pod_ip, {"x-api-key": credentials.API_KEY})
+    if answer is None:
+        return
+    status, _, body = answer
+    print(f"  HTTP {status}")
+    try:
+        print("  " + json.dumps(json.loads(body), indent=2).replace("\n", "\n  "))
+    except json.JSONDecodeError:
+        print("  " + body[:400])
+    print("\nExternal authentication: without the API key, core/credentials (meshward extauthz,")
+    print("consulted by user-service's sidecar for /users/*) refuses, with its own answer:")
+    answer = _get_user(caller.pod_ip, {})
+    if answer is not None:
+        status, authenticate, body = answer
+        print(f"  HTTP {status}  WWW-Authenticate: {authenticate}  body: {body!r}")
+
+
+def _get_user(pod_ip: str, headers: dict[str, str]) -> tuple[int, str, str] | None:
+    """GET user 1 through the caller's sidecar: status, WWW-Authenticate, body."""
+    connection = http.client.HTTPConnection(pod_ip, 15001, timeout=10)
     try:
         connection.request(
             "GET",
             "http://user-service.core:8080/users/1",
-            headers={"Host": "user-service.core:8080"},
+            headers={"Host": "user-service.core:8080", **headers},
         )
         response = connection.getresponse()
         body = response.read().decode(errors="replace")
     except OSError as error:
         print(f"  failed: {error}")
-        return
+        return None
     finally:
         connection.close()
-    print(f"  HTTP {response.status}")
-    try:
-        print("  " + json.dumps(json.loads(body), indent=2).replace("\n", "\n  "))
-    except json.JSONDecodeError:
-        print("  " + body[:400])
+    return response.status, response.getheader("www-authenticate") or "-", body
 
 
 def _show_denial(state: StateDir) -> None:

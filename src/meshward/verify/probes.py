@@ -38,6 +38,9 @@ from meshward.verify.probe import ProbeResult
 MIN_REMAINING_SHARE = 0.25
 
 
+GRPC_PROBE_PATH = "/meshward.verify.Probe/Ping"
+
+
 def run_probes(state: StateDir) -> list[ProbeResult]:
     mesh = read_mesh(state)
     if mesh is None:
@@ -279,17 +282,24 @@ def _legacy_probe(client: ProxyModel, service: OutboundService, target: str) -> 
 
 
 def _http_via_sidecar(client: ProxyModel, service: OutboundService, probe_id: str) -> int | None:
-    """GET / through the client's outbound HTTP listener, as the client app would."""
+    """GET / through the client's outbound HTTP listener, as the client app would. A gRPC
+    port gets a gRPC-shaped call instead (POST, `application/grpc`) to a method no server
+    has: a gRPC server answers it UNIMPLEMENTED with HTTP 200 (gRPC over HTTP/2, "Responses"),
+    where a plain GET is reset, which would read as a broken hop."""
     import http.client
 
     connection = http.client.HTTPConnection(
         client.pod.address.pod_ip, client.outbound_http_port, timeout=5
     )
+    headers = {"Host": f"{service.fqdn}:{service.port}", "X-Meshward-Probe": probe_id}
+    method, path, body = "GET", "/", b""
+    if service.protocol == "GRPC":
+        method, path = "POST", GRPC_PROBE_PATH
+        headers |= {"Content-Type": "application/grpc", "TE": "trailers"}
+        body = b"\x00\x00\x00\x00\x00"  # one empty, uncompressed message (length-prefixed)
     try:
         connection.request(
-            "GET",
-            f"http://{service.fqdn}:{service.port}/",
-            headers={"Host": f"{service.fqdn}:{service.port}", "X-Meshward-Probe": probe_id},
+            method, f"http://{service.fqdn}:{service.port}{path}", body=body, headers=headers
         )
         response = connection.getresponse()
         response.read()
