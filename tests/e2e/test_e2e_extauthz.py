@@ -230,3 +230,9 @@ def test_explain_names_the_provider(mesh: Mesh) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "CUSTOM provider 'ext-grpc' would be consulted" in result.stdout
+
+
+def test_check_shows_the_provider_engine_in_the_live_config(mesh: Mesh) -> None:
+    result = mesh.cli("authz", "check", "via-grpc", "-n", "shop")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "CUSTOM provider ns[shop]-policy[via-grpc-ext]-rule[0]" in result.stdout

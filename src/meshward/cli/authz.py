@@ -32,6 +32,7 @@ from meshward.model.ir import InboundPort, MeshModel, OutboundService, Pod, is_h
 from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
 from meshward.verify import access_log
+from meshward.xds import ext_authz
 from meshward.xds.access_log import INBOUND_SAMPLED_PERCENT
 
 
@@ -233,7 +234,8 @@ def _rbac_engines(node: Any) -> Iterator[dict[str, Any]]:
 
 
 def live_policies(pod_ip: str) -> dict[str, list[tuple[str, str, list[str]]]]:
-    """{listener name: [(action, "enforced"|"dry-run", [policy names])...]} from Envoy admin."""
+    """{listener name: [(action, "enforced"|"dry-run"|"provider", [policy names])...]} from
+    Envoy admin; "provider": CUSTOM rules whose requests an ext_authz provider decides."""
     url = f"http://{pod_ip}:15000/config_dump?resource=dynamic_listeners"
     with urllib.request.urlopen(url, timeout=5) as response:
         dump = json.load(response)
@@ -248,7 +250,11 @@ def live_policies(pod_ip: str) -> dict[str, list[tuple[str, str, list[str]]]]:
             for key, mode in (("rules", "enforced"), ("shadow_rules", "dry-run")):
                 rules = engine.get(key)
                 if rules is not None:
-                    entry = (rules.get("action", "ALLOW"), mode, sorted(rules.get("policies", {})))
+                    shown = (rules.get("action", "ALLOW"), mode)
+                    # The CUSTOM shadow engine marks the requests a provider decides.
+                    if engine.get("shadow_rules_stat_prefix") == ext_authz.SHADOW_STAT_PREFIX:
+                        shown = ("CUSTOM", "provider")
+                    entry = (*shown, sorted(rules.get("policies", {})))
                     if entry not in engines:
                         engines.append(entry)
     return found
