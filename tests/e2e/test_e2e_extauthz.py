@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,9 @@ rules:
   headers: {x-user: "*"}
   allow: true
   headersToUpstream: {x-checked-by: extauthz-rules}
+- name: tcp-clients
+  principals: ["e2e.test/ns/shop/sa/tcp-client"]
+  allow: true
 - name: strangers
   allow: false
   status: 401
@@ -87,6 +91,44 @@ spec:
   args: ["--host", "$(MESHWARD_APP_HOST)", "--port", "8000"]
 """
 
+# A TCP port (httpbin as opaque bytes): only a gRPC provider can be asked there, once per
+# connection; `tcp-client` is allowed by principal, `client` is not.
+TCP = """\
+---
+apiVersion: meshward.io/v1alpha1
+kind: Workload
+metadata: {name: tcp-client, namespace: shop, labels: {app: tcp-client}}
+spec:
+  serviceAccount: tcp-client
+  ports: [{name: http, port: 8000}]
+  command: ["python", "-m", "meshward.samples.httpbin"]
+  args: ["--host", "$(MESHWARD_APP_HOST)", "--port", "8000"]
+---
+apiVersion: meshward.io/v1alpha1
+kind: Workload
+metadata: {name: via-tcp, namespace: shop, labels: {app: via-tcp}}
+spec:
+  serviceAccount: via-tcp
+  ports: [{name: tcp-web, port: 8000}]
+  command: ["python", "-m", "meshward.samples.httpbin"]
+  args: ["--host", "$(MESHWARD_APP_HOST)", "--port", "8000"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: via-tcp, namespace: shop}
+spec: {selector: {app: via-tcp}, ports: [{name: tcp-web, port: 8000}]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: via-tcp-ext, namespace: shop}
+spec:
+  selector: {matchLabels: {app: via-tcp}}
+  action: CUSTOM
+  provider: {name: ext-grpc}
+  rules:
+  - from: [{source: {ipBlocks: ["127.0.0.0/8"]}}]
+"""
+
 TARGET = """\
 ---
 apiVersion: meshward.io/v1alpha1
@@ -133,7 +175,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     source = root / "mesh"
     source.mkdir()
     text = MESH.replace("RULES_FILE", str(rules)).replace("LOG_FILE", str(log))
-    text += "".join(TARGET.format(name=n, provider=p) for n, p in TARGETS.items())
+    text += "".join(TARGET.format(name=n, provider=p) for n, p in TARGETS.items()) + TCP
     (source / "mesh.yaml").write_text(text)
     return source, log
 
@@ -236,3 +278,31 @@ def test_check_shows_the_provider_engine_in_the_live_config(mesh: Mesh) -> None:
     result = mesh.cli("authz", "check", "via-grpc", "-n", "shop")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "CUSTOM provider ns[shop]-policy[via-grpc-ext]-rule[0]" in result.stdout
+
+
+def tcp_get(caller: PodRecord) -> bytes:
+    """An HTTP request as opaque bytes through `caller`'s local TCP listener for via-tcp."""
+    host, _, port = dict(caller.env)["MESHWARD_SVC_SHOP_VIA_TCP_8000"].rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"GET /get HTTP/1.1\r\nHost: via-tcp\r\nConnection: close\r\n\r\n")
+        received = b""
+        try:
+            while chunk := sock.recv(4096):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        return received
+
+
+def test_tcp_connections_ask_a_grpc_provider_once_each(
+    mesh: Mesh, files: tuple[Path, Path]
+) -> None:
+    log = files[1]
+    before = len(decisions(log))
+    assert tcp_get(mesh.pod("tcp-client", "shop")).startswith(b"HTTP/1.1 200")
+    assert tcp_get(mesh.pod("client", "shop")) == b""  # denied: the connection is closed
+    found = wait_for_decisions(log, before + 2)[before:]
+    assert [(d["principal"], d["path"], d["decision"]) for d in found] == [
+        ("e2e.test/ns/shop/sa/tcp-client", "", "allow"),
+        ("e2e.test/ns/shop/sa/client", "", "deny"),
+    ]

@@ -332,16 +332,17 @@ OPA = ExtAuthz("opa", "grpc", "outbound|9000||opa.auth.svc.cluster.local", "opa:
             ),
         ),
         (
-            # A TCP connection never reaches a provider: CUSTOM fails closed there.
+            # A TCP connection (a gRPC provider: model/ gives TCP ports no other kind).
             TCP,
             Decision(
-                False,
-                "CUSTOM",
-                "shop/ext",
+                True,
+                "ALLOW",
+                "shop/allow-bob",
                 0,
-                "ns[shop]-policy[ext]-rule[0]",
-                "matched CUSTOM policy shop/ext rule[0]; external authorization (provider "
-                "'opa') is not available, so it fails closed",
+                "ns[shop]-policy[allow-bob]-rule[0]",
+                "CUSTOM provider 'opa' would be consulted (matched shop/ext rule[0]); it "
+                "decides first, and if it allows: matched ALLOW policy shop/allow-bob rule[0]",
+                provider="opa",
             ),
         ),
     ],
@@ -354,6 +355,19 @@ def test_custom_with_a_provider_consults_it_first(request_: Request, expected: D
         OPA,
     )
     assert evaluate(authz, request_) == expected
+
+
+def test_custom_without_a_provider_fails_closed_on_tcp() -> None:
+    authz = PortAuthz((policy("ext", "CUSTOM", ALL, provider="web-check"),))
+    assert evaluate(authz, TCP) == Decision(
+        False,
+        "CUSTOM",
+        "shop/ext",
+        0,
+        "ns[shop]-policy[ext]-rule[0]",
+        "matched CUSTOM policy shop/ext rule[0]; external authorization (provider "
+        "'web-check') is not available, so it fails closed",
+    )
 
 
 def test_audit_only_records() -> None:

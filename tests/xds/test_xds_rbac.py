@@ -219,6 +219,29 @@ CASES: dict[str, tuple[ir.Protocol, PortAuthz]] = {
             ),
         ),
     ),
+    # On TCP: network RBAC shadow engine, then the network ext_authz filter (gRPC only).
+    "custom-tcp": (
+        "TCP",
+        PortAuthz(
+            (
+                AuthzPolicy(
+                    "default",
+                    "ext",
+                    "CUSTOM",
+                    (AuthzRule(0, sources=(_ONLY_CLIENT,)),),
+                    provider="ext-grpc",
+                ),
+            ),
+            ExtAuthz(
+                name="ext-grpc",
+                kind="grpc",
+                cluster="outbound|9000||authz.auth.svc.cluster.local",
+                authority="authz.auth.svc.cluster.local:9000",
+                timeout_ms=1500,
+                fail_open=True,
+            ),
+        ),
+    ),
     "tcp": (
         "TCP",
         PortAuthz(

@@ -145,8 +145,9 @@ class PortAuthz:
 
     `ext_authz`: the provider the port's CUSTOM policies consult, for requests their rules
     match. None with CUSTOM policies present means none can be consulted (unknown or invalid
-    provider, several providers on one workload, a TCP port): they fail closed and their
-    rules deny. With it set, every CUSTOM policy here names it (model/authz.py decides)."""
+    provider, several providers on one workload, an HTTP provider on a TCP port): they fail
+    closed and their rules deny. With it set, every CUSTOM policy here names it
+    (model/authz.py decides)."""
 
     policies: tuple[AuthzPolicy, ...] = ()
     ext_authz: ExtAuthz | None = None

@@ -109,19 +109,25 @@ def compile_port(
     chosen = selected(idx, namespace, labels)
     return PortAuthz(
         tuple(compile_policy(p, port, http, idx.trust_domain) for p in chosen),
-        provider_for(idx, chosen) if http else None,
+        provider_for(idx, chosen, http=http),
     )
 
 
-def provider_for(idx: AuthzIndex, chosen: Sequence[AuthorizationPolicy]) -> ExtAuthz | None:
-    """The provider a workload's CUSTOM policies consult on an HTTP port, or None when they
-    fail closed: the provider is unknown or unusable, or they name several providers (Istio
+def provider_for(
+    idx: AuthzIndex, chosen: Sequence[AuthorizationPolicy], *, http: bool = True
+) -> ExtAuthz | None:
+    """The provider a workload's CUSTOM policies consult on a port, or None when they fail
+    closed: the provider is unknown or unusable, or they name several providers (Istio
     allows one provider per workload and fails all of them closed otherwise, builder.go).
-    meshward consults providers on HTTP ports only; on TCP ports CUSTOM fails closed."""
+    On a TCP port only a gRPC provider can be asked (Envoy's network ext_authz filter speaks
+    gRPC only; Istio builds no TCP filter for an HTTP provider): else CUSTOM fails closed."""
     names = {p.provider for p in chosen if p.action == "CUSTOM"}
     if len(names) != 1:
         return None
-    return idx.providers.get(names.pop())
+    provider = idx.providers.get(names.pop())
+    if provider is None or (not http and provider.kind != "grpc"):
+        return None
+    return provider
 
 
 def compile_policy(
@@ -349,8 +355,8 @@ def _custom_findings(
     idx: AuthzIndex, policy: AuthorizationPolicy, targets: Sequence[ir.Pod]
 ) -> list[Diagnostic]:
     """MW0270 (provider not defined), MW0273 (several providers on one workload), MW0223
-    (TCP ports, where CUSTOM fails closed). An unusable defined provider is reported once,
-    against MeshConfig (model/extauthz.py)."""
+    (TCP ports without a gRPC provider, where CUSTOM fails closed). An unusable defined
+    provider is reported once, against MeshConfig (model/extauthz.py)."""
     found: list[Diagnostic] = []
     if policy.provider not in idx.defined:
         known = ", ".join(sorted(idx.defined)) or "none"
@@ -386,6 +392,9 @@ def _custom_findings(
             if not ir.is_http(port.protocol) and port.port not in ir.RESERVED_PORTS
         }
     )
+    provider = idx.providers.get(policy.provider)
+    if provider is not None and provider.kind == "grpc":
+        tcp_ports = []  # the network ext_authz filter asks a gRPC provider on TCP ports too
     if tcp_ports and any(
         reachable(strip_http(rule), port) for rule in policy.rules for port in tcp_ports
     ):
@@ -394,9 +403,10 @@ def _custom_findings(
                 "MW0223",
                 policy.meta,
                 "spec.provider",
-                f"on TCP port(s) {', '.join(map(str, tcp_ports))} external authorization is "
-                "not available: connections matching its rules are refused; name the HTTP "
-                "ports in `to.ports` to avoid this",
+                f"on TCP port(s) {', '.join(map(str, tcp_ports))} provider "
+                f"{policy.provider!r} cannot be asked (only an envoyExtAuthzGrpc provider can, "
+                "on TCP): connections matching its rules are refused; name the HTTP ports in "
+                "`to.ports` to avoid this",
             )
         )
     return found

@@ -8,8 +8,8 @@ evaluation of the translation Istio generates (pilot authz builder + generator):
 - Filter order (xds/rbac.py): the dry-run filters, then AUDIT, then CUSTOM, then DENY, then
   ALLOW; a filter that denies ends the request, so later enforced filters never run (AUDIT,
   which never denies, runs first so that it marks denied requests too).
-  CUSTOM with a provider (`PortAuthz.ext_authz`, HTTP only): a request its rules match is
-  sent to the provider first (`Decision.provider`), which the evaluator cannot predict;
+  CUSTOM with a provider (`PortAuthz.ext_authz`): a request (or TCP connection) its rules
+  match is sent to the provider first (`Decision.provider`), which the evaluator cannot predict;
   the rest of the decision is what follows if it allows. CUSTOM without a usable provider
   fails closed: its rules act as a DENY filter.
 - Inside one filter Envoy keeps policies in a `std::map` by name, so the policy it reports
@@ -147,7 +147,7 @@ def evaluate(authz: PortAuthz, request: Request) -> Decision:
     )
     audited = tuple(h.label for h in _hits(authz.of("AUDIT"), request))
     custom = _first_hit(authz.of("CUSTOM"), request)
-    if custom is not None and (authz.ext_authz is None or not request.is_http):
+    if custom is not None and authz.ext_authz is None:
         return _deny(
             "CUSTOM",
             custom,

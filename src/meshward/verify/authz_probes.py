@@ -65,7 +65,7 @@ def authz_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
                 results.append(_probe(plan, proxy, port, service, log))
             if is_http(port.protocol):
                 results += _dry_run_probes(model, proxy, port, service, log)
-            if port.authz.ext_authz is not None:
+            if port.authz.ext_authz is not None and is_http(port.protocol):
                 results += _custom_probe(model, proxy, port, service, log)
     return results
 

@@ -143,13 +143,16 @@ def network_filters(
         if engine.shadow:
             config.shadow_rules.CopyFrom(engine.rules)
             config.shadow_rules_stat_prefix = engine.stat_prefix
-            config.stat_prefix = f"{stat_prefix}.{DRY_RUN_STAT_PREFIX}"
+            shared = engine.stat_prefix if engine.consults else DRY_RUN_STAT_PREFIX
+            config.stat_prefix = f"{stat_prefix}.{shared}"
         else:
             config.rules.CopyFrom(engine.rules)
             config.stat_prefix = f"{stat_prefix}.{engine.stat_prefix}"
         filters.append(
             listener_components_pb2.Filter(name=engine.name, typed_config=core.pack(config))
         )
+        if engine.consults is not None:
+            filters.append(ext_authz.network_filter(engine.consults, stat_prefix=stat_prefix))
     return filters
 
 
@@ -201,7 +204,7 @@ def _engines(authz: authorization.PortAuthz, *, http: bool) -> list[_Engine]:
     ]
     for action in _ENFORCED:
         policies = authz.of(action)
-        if policies and action == "CUSTOM" and http and authz.ext_authz is not None:
+        if policies and action == "CUSTOM" and authz.ext_authz is not None:
             # The CUSTOM rules only mark the requests the provider must see (ext_authz.py).
             engines.append(
                 _Engine(
