@@ -47,6 +47,11 @@ EXPECTED: dict[str, list[tuple[str, str]]] = {
         ("MW0521", "DestinationRule app/old-mtls"),
     ],
     "cert-ttl": [("MW0532", "MeshConfig default/mesh")],
+    # failOpen on a consulted provider fires; on one no policy uses, and without it, quiet.
+    "extauthz-fail-open": [
+        ("MW0530", "MeshConfig default/mesh"),
+        ("MW0558", "MeshConfig default/mesh"),
+    ],
     "model-findings": [
         EGRESS,
         ("MW0205", "PeerAuthentication data/nothing"),

@@ -21,6 +21,7 @@ from meshward.analyze import (
     authz_references,
     certificates,
     destination_rules,
+    extauthz,
     mtls,
     network,
 )
@@ -38,6 +39,7 @@ CHECKS: tuple[Check, ...] = (
     authz_references.unknown_references,
     authz_identity.identity_on_plaintext,
     destination_rules.tls_contradictions,
+    extauthz.fail_open_providers,
     network.outbound_unrestricted,
     network.loopback_mode,
     certificates.ca_expiry,

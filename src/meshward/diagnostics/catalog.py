@@ -280,6 +280,12 @@ CATALOG: dict[str, Code] = _table(
         "CA files are unusable (incomplete, mismatched or expired)",
         fix="install a valid plug-in CA (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)",
     ),
+    Code(
+        "MW0558",
+        W,
+        "external authorization provider has failOpen: CUSTOM checks stop when it is down",
+        fix="remove failOpen (Istio's default false) so an unreachable provider denies",
+    ),
     # --- MW06xx admission ------------------------------------------------------------------
     # Level is per AdmissionPolicy: error when enforcement is deny, warning when audit.
     Code("MW0601", E, "RequireStrictMtls: PERMISSIVE or DISABLE mTLS (or plaintext client TLS)"),
