@@ -10,6 +10,7 @@ import pytest
 from test_config_authz import CASES as AUTHZ_CASES
 from test_config_extauthz import CASES as EXTAUTHZ_CASES
 from test_config_extauthz import RULE_CASES
+from test_config_gateway import CASES as GATEWAY_CASES
 
 from meshward.config import load_text
 from meshward.diagnostics.catalog import CATALOG
@@ -68,8 +69,8 @@ CASES: list[tuple[str, str, Found]] = [
         [("MW0104", 2, "kind")],
     ),
     (
-        "MW0105 VirtualService",
-        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\n",
+        "MW0105 ServiceEntry",
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: x}\n",
         [("MW0105", 2, "kind")],
     ),
     ("MW0106 unknown spec field", WORKLOAD + "  replica: 2\n", [("MW0106", 6, "spec.replica")]),
@@ -233,8 +234,9 @@ def test_every_live_config_code_has_a_row() -> None:
     # MW0115 (missing path) needs the file system: test_config_load covers it.
     live = {c for c, e in CATALOG.items() if c.startswith("MW01") and not e.retired} - {"MW0115"}
     # AuthorizationPolicy codes (MW013x/MW014x) have their rows in test_config_authz.py,
-    # extension provider and rule-file codes (MW019x) in test_config_extauthz.py.
-    cases = (*CASES, *AUTHZ_CASES, *EXTAUTHZ_CASES, *RULE_CASES)
+    # extension provider and rule-file codes (MW019x) in test_config_extauthz.py,
+    # Gateway/VirtualService codes (MW0175-MW0188) in test_config_gateway.py.
+    cases = (*CASES, *AUTHZ_CASES, *EXTAUTHZ_CASES, *RULE_CASES, *GATEWAY_CASES)
     covered = {code for _, _, found in cases for code, _, _ in found}
     assert covered == live
 

@@ -20,10 +20,12 @@ from meshward.config import (
     authorization_policy,
     destination_rule,
     document,
+    gateway,
     mesh_config,
     metadata,
     peer_authentication,
     service,
+    virtual_service,
     workload,
 )
 from meshward.config.fields import Fields
@@ -68,8 +70,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("AuthorizationPolicy", _SECURITY, parse_annotated=authorization_policy.parse),
     Kind("AdmissionPolicy", _MESHWARD, admission_policy.parse),
     Kind("RequestAuthentication", _SECURITY, unsupported_code="MW0127"),
-    Kind("Gateway", _NETWORKING_ALL, unsupported_code="MW0105"),
-    Kind("VirtualService", _NETWORKING_ALL, unsupported_code="MW0105"),
+    Kind("Gateway", _NETWORKING_ALL, gateway.parse),
+    Kind("VirtualService", _NETWORKING_ALL, virtual_service.parse),
     Kind("ServiceEntry", _NETWORKING_ALL, unsupported_code="MW0105"),
     Kind("Sidecar", _NETWORKING_ALL, unsupported_code="MW0105"),
     Kind("WorkloadEntry", _NETWORKING_ALL, unsupported_code="MW0105"),

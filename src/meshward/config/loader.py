@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from meshward.config import document, kind, mesh_config, source
+from meshward.config.networking import Gateway, VirtualService
 from meshward.config.report import Report
 from meshward.config.resources import (
     AdmissionPolicy,
@@ -131,4 +132,6 @@ class _Assembly:
             ),
             admission_policies=tuple(r for r in resources if isinstance(r, AdmissionPolicy)),
             exceptions=tuple(self.exceptions),
+            gateways=tuple(r for r in resources if isinstance(r, Gateway)),
+            virtual_services=tuple(r for r in resources if isinstance(r, VirtualService)),
         )

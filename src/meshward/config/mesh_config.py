@@ -3,7 +3,9 @@
 Called by `meshward.config.kind`. Mesh-wide settings, named after Istio's MeshConfig fields:
 `trustDomain` (SPIFFE trust domain of every identity), `rootNamespace` (where mesh-wide
 policies live), `workloadCertTTL` (Istio's `WORKLOAD_CERT_TTL`, a Go duration) and
-`extensionProviders` (external authorization providers, config/extension_provider.py).
+`extensionProviders` (external authorization providers, config/extension_provider.py)
+and `defaultConfig.gatewayTopology.numTrustedProxies` (X-Forwarded-For hops trusted at
+gateways).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> MeshConfig | None:
         spec.disallow("rootNamespace", f"{root!r} is not a DNS-1123 label", code="MW0111")
     ttl = _ttl(spec)
     providers = extension_provider.parse_all(spec)
+    trusted = _trusted_proxies(spec)
     spec.finish()
     if spec.report.failed:
         return None
@@ -43,7 +46,26 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> MeshConfig | None:
         root_namespace=root or DEFAULTS.root_namespace,
         cert_ttl_seconds=DEFAULTS.cert_ttl_seconds if ttl is None else ttl,
         extension_providers=providers,
+        num_trusted_proxies=trusted or 0,
     )
+
+
+def _trusted_proxies(spec: Fields) -> int | None:
+    """`defaultConfig.gatewayTopology.numTrustedProxies` (Istio ProxyConfig.GatewayTopology):
+    how many proxies in front of the gateways append to X-Forwarded-For."""
+    config = spec.mapping("defaultConfig")
+    if config is None:
+        return None
+    topology = config.mapping("gatewayTopology")
+    config.finish()
+    if topology is None:
+        return None
+    count = topology.integer("numTrustedProxies")
+    if count is not None and not 0 <= count <= 32:
+        topology.disallow("numTrustedProxies", f"{count} is outside 0-32", code="MW0188")
+        count = None
+    topology.finish()
+    return count
 
 
 def _ttl(spec: Fields) -> int | None:

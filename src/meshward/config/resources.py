@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+# The networking kinds (Gateway, VirtualService) are defined in networking.py.
+from meshward.config.networking import Gateway, VirtualService
 from meshward.diagnostics import Diagnostic
 
 Labels = tuple[tuple[str, str], ...]
@@ -18,6 +20,7 @@ Labels = tuple[tuple[str, str], ...]
 
 MtlsMode = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
 ClientTlsMode = Literal["DISABLE", "ISTIO_MUTUAL"]
+GatewayRole = Literal["", "ingress"]
 
 
 def labels(mapping: Mapping[str, str]) -> Labels:
@@ -84,6 +87,9 @@ class Workload:
     """`meshward.io/v1alpha1` Workload: an app process (per replica) and its sidecar.
 
     `sidecar=False` is a legacy workload outside the mesh: no identity, no proxy.
+    `gateway="ingress"` makes it a gateway pod: a standalone Envoy with the workload's
+    identity, programmed by the Gateways that select its labels, and no app process
+    (`command` is ()).
     `command`, `args` and env values may use Kubernetes `$(VAR)` expansion.
     """
 
@@ -96,6 +102,7 @@ class Workload:
     env: tuple[tuple[str, str], ...]
     replicas: int
     sidecar: bool
+    gateway: GatewayRole = ""
 
 
 ExtAuthzKind = Literal["grpc", "http"]
@@ -142,6 +149,9 @@ class MeshConfig:
     root_namespace: str = "meshward-system"
     cert_ttl_seconds: int = 24 * 3600
     extension_providers: tuple[ExtAuthzProvider, ...] = ()
+    # defaultConfig.gatewayTopology.numTrustedProxies: proxies in front of the gateways
+    # whose X-Forwarded-For entries are trusted (Istio's default 0: the peer is the client).
+    num_trusted_proxies: int = 0
 
     def provider(self, name: str) -> ExtAuthzProvider | None:
         return next((p for p in self.extension_providers if p.name == name), None)
@@ -303,6 +313,8 @@ Resource = (
     | DestinationRule
     | AuthorizationPolicy
     | AdmissionPolicy
+    | Gateway
+    | VirtualService
 )
 
 
@@ -323,3 +335,5 @@ class ConfigSet:
     authorization_policies: tuple[AuthorizationPolicy, ...] = ()
     admission_policies: tuple[AdmissionPolicy, ...] = ()
     exceptions: tuple[ExceptionClaim, ...] = ()
+    gateways: tuple[Gateway, ...] = ()
+    virtual_services: tuple[VirtualService, ...] = ()

@@ -4,6 +4,8 @@ Called by `meshward.config.kind` for each Workload document. A Workload is meshw
 stand-in for a Kubernetes Deployment: the app's command line (Kubernetes container `command`,
 `args`, `env`, with `$(VAR)` expansion left to the runner), its ports (`containerPort`s), the
 service account its SPIFFE identity is issued for, and how many replicas to run.
+`gateway: ingress` makes the workload an ingress gateway pod (docs: README "Ingress"): an
+Envoy with the workload's identity and no app, programmed by the Gateways selecting it.
 """
 
 from __future__ import annotations
@@ -24,26 +26,44 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> Workload | None:
     if replicas is not None and not 1 <= replicas <= MAX_REPLICAS:
         spec.disallow("replicas", f"replicas {replicas} is outside 1-{MAX_REPLICAS}")
     sidecar = spec.boolean("sidecar")
+    gateway = spec.choice("gateway", ("ingress",))
     ports = _ports(spec)
-    command = spec.strings("command", required=True)
-    if command == ():
+    command = spec.strings("command", required=gateway is None)
+    if command == () and gateway is None:
         spec.disallow("command", "command needs at least one item", code="MW0107")
+    if gateway is not None:
+        _check_gateway(spec, sidecar=sidecar, command=command, ports=ports)
     args = spec.strings("args")
     env = _env(spec)
     spec.finish()
-    if spec.report.failed or command is None:
+    if spec.report.failed or (command is None and gateway is None):
         return None
     return Workload(
         meta=meta,
         labels=labels,
         service_account=account or "default",
         ports=ports,
-        command=command,
+        command=command or (),
         args=args or (),
         env=env,
         replicas=1 if replicas is None else replicas,
         sidecar=True if sidecar is None else sidecar,
+        gateway="ingress" if gateway == "ingress" else "",
     )
+
+
+def _check_gateway(
+    spec: Fields,
+    *,
+    sidecar: bool | None,
+    command: tuple[str, ...] | None,
+    ports: tuple[WorkloadPort, ...],
+) -> None:
+    """A gateway pod is its Envoy alone: no app process, no app ports, never sidecar-less
+    (its identity is what the mesh's policies name)."""
+    for key, present in (("command", command), ("ports", ports), ("sidecar", sidecar is False)):
+        if present:
+            spec.disallow(key, f"a gateway workload has no {key}: its Envoy is the pod", "MW0187")
 
 
 def _ports(spec: Fields) -> tuple[WorkloadPort, ...]:

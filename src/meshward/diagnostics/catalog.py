@@ -72,6 +72,67 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0125", E, "client TLS mode or setting not yet supported; refused, not ignored"),
     Code("MW0126", W, "setting accepted but not yet enforced"),
     Code("MW0127", E, "Istio security kind not yet supported; refused (fail closed)"),
+    # MW0175-MW0189 Gateway, VirtualService, gateway Workload (config/gateway.py, ...)
+    Code(
+        "MW0175",
+        E,
+        "Gateway server host is not [namespace/]dnsName",
+        fix="write hosts as ns/host, */host or ./host",
+    ),
+    Code(
+        "MW0176",
+        E,
+        "Gateway TLS mode and certificate settings do not fit",
+        fix="SIMPLE/MUTUAL: credentialName or certificate files; MUTUAL: a CA; "
+        "PASSTHROUGH/ISTIO_MUTUAL: none",
+    ),
+    Code(
+        "MW0177",
+        E,
+        "minProtocolVersion above maxProtocolVersion",
+        fix="raise maxProtocolVersion or lower minProtocolVersion",
+    ),
+    Code(
+        "MW0178",
+        W,
+        "Gateway accepts TLS below 1.2",
+        fix="set minProtocolVersion: TLSV1_2 (the default) or TLSV1_3",
+    ),
+    Code(
+        "MW0179",
+        E,
+        "cipher suite unknown or unsafe (want ECDHE with AEAD)",
+        fix="use ECDHE-*-AES*-GCM-* or ECDHE-*-CHACHA20-POLY1305",
+    ),
+    Code(
+        "MW0180",
+        E,
+        "Gateway server protocol and TLS settings do not fit",
+        fix="HTTPS/TLS need tls.mode; PASSTHROUGH needs protocol TLS; HTTP: only httpsRedirect",
+    ),
+    Code("MW0181", E, "VirtualService host is not *, *.suffix or a DNS name"),
+    Code("MW0182", E, "VirtualService gateway is not name, namespace/name or mesh"),
+    Code(
+        "MW0183",
+        E,
+        "route destination or weights invalid",
+        fix="give each destination a host; several destinations need weights summing to 100",
+    ),
+    Code("MW0184", E, "regex does not compile under RE2 (no look-around or back-references)"),
+    Code("MW0185", E, "tls route match needs sniHosts with DNS names"),
+    Code(
+        "MW0186",
+        E,
+        "VirtualService feature not supported; refused rather than routed differently",
+        fix="remove the field; subsets, fault, mirror, CORS and delegation are not implemented",
+    ),
+    Code(
+        "MW0187",
+        E,
+        "a gateway Workload has no command, ports or sidecar: false",
+        fix="remove command/ports; the gateway pod is its Envoy",
+    ),
+    Code("MW0188", E, "numTrustedProxies outside 0-32"),
     # MW013x-MW015x AuthorizationPolicy (config/authorization_policy.py)
     Code("MW0130", E, "AuthorizationPolicy `when` key is not a documented condition key"),
     Code("MW0131", E, "malformed principal (want <td>/ns/<ns>/sa/<sa>, *, or a * prefix/suffix)"),
@@ -160,6 +221,55 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0222", W, "DENY/AUDIT/CUSTOM rule uses HTTP-only fields; widened on a TCP port"),
     Code("MW0223", W, "CUSTOM policy fails closed: external authorization is not available"),
     Code("MW0224", W, "rule uses JWT attributes; no request has them until RequestAuthentication"),
+    # --- MW026x ingress gateway (model/gateway.py)
+    Code(
+        "MW0260",
+        W,
+        "Gateway selector matches no gateway workload",
+        fix="label a Workload that has `gateway: ingress` with the selector's labels",
+    ),
+    Code(
+        "MW0261",
+        W,
+        "VirtualService names a Gateway that does not exist; that binding is ignored",
+        fix="create the Gateway or fix `gateways` (name, namespace/name or mesh)",
+    ),
+    Code(
+        "MW0262",
+        W,
+        "route destination is not a service port of the mesh; route dropped",
+        fix="use a Service host (name, name.ns or FQDN) and one of its ports",
+    ),
+    Code(
+        "MW0263",
+        W,
+        "two Gateway servers claim one port and host with different settings; later dropped",
+        fix="give each server its own hosts, or merge them",
+    ),
+    Code(
+        "MW0264",
+        W,
+        "Gateway port is reserved by the proxy; server dropped",
+        fix="pick a port outside 15000-15090",
+    ),
+    Code(
+        "MW0265",
+        W,
+        "VirtualService host matches no host of its Gateway's servers; not served there",
+        fix="add the host to the Gateway server's hosts",
+    ),
+    Code(
+        "MW0266",
+        W,
+        "route kind does not fit the server (http on PASSTHROUGH/TLS, tls on HTTPS); dropped",
+        fix="use tls routes with sniHosts for PASSTHROUGH, http routes for HTTP/HTTPS",
+    ),
+    Code(
+        "MW0267",
+        W,
+        "VirtualService bound to `mesh` only: sidecar routing by VirtualService is not applied yet",
+        fix="bind it to a Gateway; sidecars route by Service name",
+    ),
     # MW0270-MW0279 external authorization (model/extauthz.py, model/authz.py)
     Code(
         "MW0270",
@@ -189,9 +299,42 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0301", W, "HTTP Host already routed to another service of this proxy; dropped"),
     Code("MW0302", E, "two listeners of one proxy bind one address and port; later dropped"),
     Code("MW0303", E, "a service port appears twice in one proxy's outbound list; later dropped"),
+    Code(
+        "MW0320",
+        E,
+        "two gateway filter chains on one port match the same SNI; later dropped",
+        fix="give each Gateway server distinct hosts on a shared port",
+    ),
     # --- MW04xx runtime --------------------------------------------------------------------
     Code("MW0401", E, "Envoy rejected configuration (NACK); last good configuration kept"),
     Code("MW0402", E, "change refused: the config set has errors; running configuration kept"),
+    # MW045x secret store (state/secrets.py, meshward secret)
+    Code(
+        "MW0450",
+        E,
+        "secret file is not a PEM certificate, key or CRL",
+        fix="pass PEM files (-----BEGIN CERTIFICATE----- / PRIVATE KEY / X509 CRL)",
+    ),
+    Code(
+        "MW0451",
+        E,
+        "private key does not match the certificate",
+        fix="pass the key the certificate was issued for",
+    ),
+    Code("MW0452", E, "certificate expired or not yet valid", fix="renew the certificate"),
+    Code(
+        "MW0453",
+        E,
+        "secret not found in the store",
+        fix="create it: meshward secret create tls NAME --cert F --key F",
+    ),
+    Code("MW0454", E, "secret name is not a DNS-1123 subdomain"),
+    Code(
+        "MW0455",
+        W,
+        "Gateway credentialName not in the secret store; its handshakes fail until created",
+        fix="meshward secret create tls NAME --cert F --key F [--cacert F]",
+    ),
     # MW042x ca/ — the CA's own certificates (CertificateAuthority.health)
     Code("MW0420", W, "CA signing or root certificate expires soon; rotate it"),
     Code("MW0421", E, "CA signing or root certificate has expired"),

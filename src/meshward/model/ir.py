@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from meshward.config.resources import Labels
+from meshward.config import networking
+from meshward.config.resources import GatewayRole, Labels
 from meshward.identity import SpiffeId
 from meshward.model.authorization import NO_AUTHZ, PortAuthz
 
@@ -77,6 +78,7 @@ class Pod:
     identity: SpiffeId | None  # None for a legacy workload (sidecar: false)
     address: PodAddress
     ports: tuple[PodPort, ...]
+    gateway: GatewayRole = ""  # "ingress": a gateway pod (its Envoy alone, no app)
 
     @property
     def has_sidecar(self) -> bool:
@@ -163,9 +165,99 @@ class OutboundService:
         return f"outbound|{self.port}||{self.fqdn}"
 
 
+CREDENTIAL_SDS_PREFIX = "credential/"  # SDS names of secret-store credentials (gateways)
+
+
+def credential_sds_name(credential: str) -> str:
+    """The SDS name under which the agent serves secret-store credential `credential`
+    (a gateway's `credentialName`; `<name>-cacert` holds its CA bundle, Istio's convention)."""
+    return f"{CREDENTIAL_SDS_PREFIX}{credential}"
+
+
+GatewayChainKind = Literal["HTTP", "TERMINATE", "PASSTHROUGH", "TCP"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTls:
+    """How a gateway filter chain terminates TLS (Gateway `servers[].tls`, decided).
+
+    `certificate` and `validation` are SDS secret names ("" when none): the credential's
+    key+chain and CA bundle (+CRL), or `default`/`ROOTCA` for ISTIO_MUTUAL. `files` is
+    (certificate, key, CA, CRL) paths when the server names files instead of a credential.
+    """
+
+    mode: networking.GatewayTlsMode
+    certificate: str
+    validation: str
+    files: tuple[str, str, str, str]
+    subject_alt_names: tuple[str, ...]
+    min_version: networking.TlsVersion
+    max_version: networking.TlsVersion
+    cipher_suites: tuple[str, ...]
+    credential: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRoute:
+    """One VirtualService http route on a gateway virtual host: the route as written and
+    its destinations resolved to (cluster, weight)."""
+
+    source: str  # `VirtualService ns/name http[i]`, for access logs and diagnostics
+    route: networking.HttpRoute
+    matches: tuple[networking.HttpMatch, ...]  # only those that apply to this gateway/port
+    clusters: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayVirtualHost:
+    name: str
+    domains: tuple[str, ...]
+    routes: tuple[GatewayRoute, ...]
+    require_tls: bool = False  # httpsRedirect: 301 to https for every request
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayChain:
+    """One filter chain of a gateway listener.
+
+    HTTP: plaintext HCM over `virtual_hosts`. TERMINATE: TLS per `tls`, then the HCM.
+    PASSTHROUGH: SNI `server_names` → tcp_proxy to `clusters`, TLS untouched. TCP: plaintext
+    tcp_proxy. `server_names` () matches any SNI (or none).
+    """
+
+    name: str
+    kind: GatewayChainKind
+    server_names: tuple[str, ...] = ()
+    tls: ServerTls | None = None
+    virtual_hosts: tuple[GatewayVirtualHost, ...] = ()
+    clusters: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayListener:
+    """All servers of the selected Gateways on one port, merged (pilot gateway.go: one
+    listener per port, one filter chain per TLS server, plaintext HTTP servers share one)."""
+
+    port: int
+    chains: tuple[GatewayChain, ...]
+    authz: PortAuthz = NO_AUTHZ
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayModel:
+    """What makes a gateway pod's Envoy an ingress gateway, beyond its sidecar parts."""
+
+    listeners: tuple[GatewayListener, ...]
+    num_trusted_proxies: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class ProxyModel:
-    """Everything one sidecar's configuration is made from."""
+    """Everything one sidecar's (or gateway pod's) configuration is made from.
+
+    A gateway pod has no inbound ports; its `gateway` holds the Gateway listeners, and it
+    keeps the outbound side (clusters with Istio mTLS under its own identity).
+    """
 
     node_id: str
     pod: Pod
@@ -174,6 +266,7 @@ class ProxyModel:
     outbound: tuple[OutboundService, ...]
     admin_port: int = ADMIN_PORT
     outbound_http_port: int = OUTBOUND_HTTP_PORT
+    gateway: GatewayModel | None = None
 
     def outbound_to(self, service: OutboundService) -> OutboundService | None:
         """This proxy's view of the same service port (another proxy's view has other

@@ -16,6 +16,7 @@ from meshward.errors import ConfigError
 from meshward.model import (
     authz,
     extauthz,
+    gateway,
     ir,
     peer_authn,
     pods,
@@ -48,13 +49,17 @@ def build(
         providers.usable,
         (p.name for p in mesh.extension_providers),
     )
+    sidecars = proxies.build(ir_pods, ir_services, pa, rules, mesh.trust_domain, policies)
+    all_proxies, gateway_findings = gateway.build(
+        sidecars, ir_services, config.gateways, config.virtual_services, mesh, policies
+    )
     model = ir.MeshModel(
         trust_domain=mesh.trust_domain,
         root_namespace=mesh.root_namespace,
         cert_ttl_seconds=mesh.cert_ttl_seconds,
         pods=ir_pods,
         services=ir_services,
-        proxies=proxies.build(ir_pods, ir_services, pa, rules, mesh.trust_domain, policies),
+        proxies=all_proxies,
     )
     findings = (
         *pods.unplaced(config.workloads, addresses),
@@ -64,5 +69,6 @@ def build(
         *upstream_tls.diagnose(rules, ir_services, ir_pods),
         *providers.findings,
         *authz.diagnose(policies, ir_pods),
+        *gateway_findings,
     )
     return model, findings

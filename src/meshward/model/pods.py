@@ -73,6 +73,7 @@ def build(
                     identity=identity,
                     address=addresses[key],
                     ports=ports,
+                    gateway=workload.gateway,
                 )
             )
     return tuple(sorted(pods, key=lambda p: p.key))

@@ -162,7 +162,9 @@ def build(
         if key not in by_class:
             shared = _shared_outbound(caller, ordered, upstreams, interned)
             by_class[key] = (shared, not all(ir.is_http(s.protocol) for s in shared))
-        return _outbound(caller, *by_class[key])
+        shared, tcp = by_class[key]
+        # A gateway pod has no app, so no local TCP listeners for one.
+        return _outbound(caller, shared, tcp and not caller.gateway)
 
     return tuple(
         ir.ProxyModel(

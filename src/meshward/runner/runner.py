@@ -240,8 +240,8 @@ class Runner:
                 log.info("stopping %s", name)
                 await self.apps.pop(name).stop()
         for name, plan in sorted(self.plans.items()):
-            if name in self.apps:
-                continue
+            if name in self.apps or not plan.argv:
+                continue  # running, or a gateway pod: its Envoy is the pod (the agent's)
             app = Supervised(
                 ProcessSpec(
                     name=name,

@@ -11,6 +11,7 @@ tcp_proxy.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from envoy.config.accesslog.v3 import accesslog_pb2
@@ -35,6 +36,16 @@ OUTBOUND_HTTP_LISTENER = "outbound_http"
 
 _HCM = hcm_pb2.HttpConnectionManager
 
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """HCM settings of a gateway, whose clients are outside the mesh: trust the peer address
+    (plus `num_trusted_proxies` X-Forwarded-For hops) and forward the verified client
+    certificate's Hash, Subject, URI and DNS SANs in X-Forwarded-Client-Cert."""
+
+    num_trusted_proxies: int = 0
+
+
 # Which chains each effective mode gets, in order. PERMISSIVE needs both: tls_inspector sets
 # the transport protocol to "tls" for a ClientHello and leaves the default "raw_buffer"
 # otherwise, and each chain matches one of the two (Istio's permissive listener). STRICT has
@@ -52,13 +63,15 @@ def http_connection_manager(
     direction: access_log.Direction,
     log_filter: accesslog_pb2.AccessLogFilter,
     http_filters: Sequence[hcm_pb2.HttpFilter] = (),
+    edge: Edge | None = None,
 ) -> hcm_pb2.HttpConnectionManager:
     """The one place an HCM is built. `routes` is an inline route config or an RDS name
     (fetched over ADS); `log_filter` selects the requests its access log records.
     `http_filters` run in order before the router (inbound: the port's RBAC filters,
     xds/rbac.py). With `peer_certificate` (an mTLS chain) the app receives
     `X-Forwarded-Client-Cert` carrying the caller's SPIFFE URI; without it, any XFCC a client
-    sent is stripped so it cannot be forged (Envoy HCM docs, forward_client_cert_details)."""
+    sent is stripped so it cannot be forged (Envoy HCM docs, forward_client_cert_details).
+    `edge` (gateways): the downstream is outside the mesh, see `Edge`."""
     manager = _HCM(stat_prefix=stat_prefix, codec_type=_HCM.AUTO)
     # RFC 3986 §6 path normalisation before any filter sees the path, so `/./admin` or
     # `/x/../admin` cannot slip past a path rule in an AuthorizationPolicy (Istio's default
@@ -69,9 +82,21 @@ def http_connection_manager(
         manager.rds.config_source.CopyFrom(core.ads_source())
     else:
         manager.route_config.CopyFrom(routes)
+    if edge is not None:
+        # The client address is the peer's, or the N-th from the right of X-Forwarded-For
+        # when N proxies in front are trusted (Istio numTrustedProxies); remoteIpBlocks
+        # then match the real client, and a client cannot forge its address with XFF.
+        manager.use_remote_address.value = True
+        manager.xff_num_trusted_hops = edge.num_trusted_proxies
     if peer_certificate:
         manager.forward_client_cert_details = _HCM.SANITIZE_SET
-        manager.set_current_client_cert_details.uri = True
+        details = manager.set_current_client_cert_details
+        details.uri = True
+        if edge is not None:
+            # A client certificate from outside the mesh: name it fully (Envoy always adds
+            # Hash); inside the mesh the URI SAN alone is the identity.
+            details.subject.value = True
+            details.dns = True
     else:
         manager.forward_client_cert_details = _HCM.SANITIZE
     manager.access_log.append(access_log.access_log(direction, http=True, log_filter=log_filter))
@@ -80,14 +105,22 @@ def http_connection_manager(
     return manager
 
 
-def _hcm_filter(manager: hcm_pb2.HttpConnectionManager) -> listener_components_pb2.Filter:
+def hcm_filter(manager: hcm_pb2.HttpConnectionManager) -> listener_components_pb2.Filter:
     return listener_components_pb2.Filter(name=HCM_FILTER, typed_config=core.pack(manager))
 
 
-def _tcp_proxy_filter(
-    cluster: str, direction: access_log.Direction
+def tcp_proxy_filter(
+    cluster: str,
+    direction: access_log.Direction,
+    weighted: Sequence[tuple[str, int]] = (),
 ) -> listener_components_pb2.Filter:
-    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=cluster, cluster=cluster)
+    """tcp_proxy to `cluster`, or split over `weighted` (cluster, weight) when given."""
+    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=cluster)
+    if len(weighted) > 1:
+        for name, weight in weighted:
+            proxy.weighted_clusters.clusters.add(name=name, weight=weight)
+    else:
+        proxy.cluster = cluster
     proxy.access_log.append(access_log.access_log(direction, http=False))
     return listener_components_pb2.Filter(name=TCP_PROXY_FILTER, typed_config=core.pack(proxy))
 
@@ -117,11 +150,11 @@ def _inbound_chain(
             ),
             http_filters=rbac.http_filters(port.authz),
         )
-        chain.filters.append(_hcm_filter(manager))
+        chain.filters.append(hcm_filter(manager))
     else:
         # Network RBAC decides on the connection's first bytes, before tcp_proxy forwards them.
         chain.filters.extend(rbac.network_filters(port.authz, stat_prefix=f"inbound_{port.port}"))
-        chain.filters.append(_tcp_proxy_filter(port.cluster_name, "inbound"))
+        chain.filters.append(tcp_proxy_filter(port.cluster_name, "inbound"))
     return chain
 
 
@@ -164,7 +197,7 @@ def outbound_http_listener(proxy: ir.ProxyModel) -> listener_pb2.Listener:
         # A successful call is in the server sidecar's log; logging it twice cost ~6 µs.
         log_filter=access_log.failures_only(),
     )
-    listener.filter_chains.add(name=OUTBOUND_HTTP_LISTENER).filters.append(_hcm_filter(manager))
+    listener.filter_chains.add(name=OUTBOUND_HTTP_LISTENER).filters.append(hcm_filter(manager))
     return listener
 
 
@@ -180,6 +213,6 @@ def outbound_tcp_listener(
         traffic_direction=base_pb2.OUTBOUND,
     )
     listener.filter_chains.add(name=name).filters.append(
-        _tcp_proxy_filter(service.cluster_name, "outbound")
+        tcp_proxy_filter(service.cluster_name, "outbound")
     )
     return listener

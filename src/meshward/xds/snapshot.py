@@ -24,6 +24,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from meshward.errors import SnapshotError
+from meshward.model import ir
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -174,7 +175,11 @@ def _check_consistent(by_type: Mapping[str, Mapping[str, Encoded]]) -> None:
             continue
         have = set(by_type.get(type_url, {}))
         if type_url == SECRET:
+            # The node agent serves these itself: the identity, the trust bundle, and a
+            # gateway's secret-store credentials (a missing credential fails only its own
+            # handshakes, like Istio's; the agent and `meshward status` report it).
             have |= AGENT_SECRETS
+            have |= {n for n in refs[type_url] if n.startswith(ir.CREDENTIAL_SDS_PREFIX)}
         missing = sorted(refs[type_url] - have)
         if missing:
             kind = type_url.rsplit(".", 1)[-1]

@@ -23,7 +23,7 @@ from envoy.config.listener.v3 import listener_pb2
 
 from meshward.diagnostics import Diagnostic, Level, Location
 from meshward.model import ir
-from meshward.xds import cluster, listener, route, snapshot
+from meshward.xds import cluster, gateway, listener, route, snapshot
 
 _LISTENER_CONFLICT = "MW0302"
 _DUPLICATE_SERVICE = "MW0303"
@@ -168,6 +168,12 @@ def translate(proxy: ir.ProxyModel, shared: SharedResources | None = None) -> Tr
         (workload, port.port, listener.inbound_listener(port, proxy.pod, proxy.trust_domain))
         for port in proxy.inbound
     ]
+    if proxy.gateway is not None:
+        # A gateway pod: its Gateway listeners instead of app ports (it has none), plus the
+        # outbound side of a sidecar, so it reaches services with Istio mTLS as itself.
+        made, dropped = gateway.gateway_listeners(proxy)
+        diagnostics.extend(dropped)
+        candidates.extend((workload, m.address.socket_address.port_value, m) for m in made)
     candidates.append((workload, proxy.outbound_http_port, listener.outbound_http_listener(proxy)))
     for service in outbound:
         if service.tcp_bind is not None and not ir.is_http(service.protocol):

@@ -1,0 +1,322 @@
+"""Ingress gateway listeners and their routes: GatewayModel → Envoy listeners.
+
+Called by translate.py for a proxy with a GatewayModel. One listener per port on the pod
+address (`0.0.0.0_<port>` in Istio; here `gateway|<port>`), with the chains model/gateway.py
+decided:
+
+  * HTTP: one plaintext chain, HCM with the virtual hosts of every HTTP server on the port;
+  * TERMINATE: `filter_chain_match.server_names` = the server's hosts (SNI), TLS from the
+    credential (SDS) or files, then the HCM — built by `listener.http_connection_manager`, the
+    sidecar's own, with the port's RBAC filters (xds/rbac.py), so AuthorizationPolicy works
+    at the gateway exactly as at a sidecar;
+  * PASSTHROUGH: SNI chain → tcp_proxy; the client's TLS reaches the service untouched;
+  * TCP: tcp_proxy, with network RBAC.
+A tls_inspector reads the SNI whenever a chain matches on it. Two chains of one port that
+match the same SNI set would make Envoy reject the whole listener; the later is dropped
+(MW0320). Routes are inline in each HCM (Envoy HCM `route_config`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
+from google.protobuf import duration_pb2
+
+from meshward.config import networking
+from meshward.diagnostics import Diagnostic, Level, Location
+from meshward.model import ir
+from meshward.xds import access_log, core, listener, rbac, tls
+
+_VERSIONS = {
+    "TLS_AUTO": common_pb2.TlsParameters.TLS_AUTO,
+    "TLSV1_0": common_pb2.TlsParameters.TLSv1_0,
+    "TLSV1_1": common_pb2.TlsParameters.TLSv1_1,
+    "TLSV1_2": common_pb2.TlsParameters.TLSv1_2,
+    "TLSV1_3": common_pb2.TlsParameters.TLSv1_3,
+}
+# Istio's gateway defaults: TLS 1.2 minimum, ECDHE + AEAD suites only (config/gateway.py
+# SAFE_CIPHER_SUITES is the same list users may choose from).
+DEFAULT_CIPHER_SUITES = (
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+)
+_SAN_TYPES = (
+    ("spiffe://", common_pb2.SubjectAltNameMatcher.URI),
+    ("", common_pb2.SubjectAltNameMatcher.DNS),
+)
+
+
+def gateway_listeners(
+    proxy: ir.ProxyModel,
+) -> tuple[list[listener_pb2.Listener], list[Diagnostic]]:
+    """The listeners of a gateway proxy, and the chains dropped on the way (MW0320)."""
+    assert proxy.gateway is not None
+    edge = listener.Edge(proxy.gateway.num_trusted_proxies)
+    listeners, diagnostics = [], []
+    for port in proxy.gateway.listeners:
+        made = listener_pb2.Listener(
+            name=f"gateway|{port.port}",
+            address=core.socket_address(proxy.pod.address.pod_ip, port.port),
+            traffic_direction=base_pb2.INBOUND,
+        )
+        seen: dict[tuple[str, ...], str] = {}
+        for chain in port.chains:
+            key = ("plaintext" if chain.kind in ("HTTP", "TCP") else "tls", *chain.server_names)
+            if key in seen:
+                diagnostics.append(_conflict(proxy, port.port, chain.name, seen[key]))
+                continue
+            seen[key] = chain.name
+            made.filter_chains.append(_chain(chain, port, proxy, edge))
+        if any(c.server_names or c.kind in ("TERMINATE", "PASSTHROUGH") for c in port.chains):
+            made.listener_filters.add(
+                name=listener.TLS_INSPECTOR,
+                typed_config=core.pack(tls_inspector_pb2.TlsInspector()),
+            )
+        listeners.append(made)
+    return listeners, diagnostics
+
+
+def _conflict(proxy: ir.ProxyModel, port: int, name: str, first: str) -> Diagnostic:
+    return Diagnostic(
+        code="MW0320",
+        level=Level.ERROR,
+        resource=f"Workload {proxy.pod.key.namespace}/{proxy.pod.key.workload}",
+        location=Location(field=f"port {port}"),
+        message=f"chain {name} matches the same SNI as {first}; dropped",
+    )
+
+
+def _chain(
+    chain: ir.GatewayChain, port: ir.GatewayListener, proxy: ir.ProxyModel, edge: listener.Edge
+) -> listener_components_pb2.FilterChain:
+    made = listener_components_pb2.FilterChain(name=chain.name)
+    if chain.server_names:
+        made.filter_chain_match.server_names.extend(chain.server_names)
+    if chain.kind in ("TERMINATE", "PASSTHROUGH"):
+        made.filter_chain_match.transport_protocol = "tls"
+    stat = f"gateway_{port.port}"
+    if chain.kind in ("HTTP", "TERMINATE"):
+        mutual = chain.tls is not None and chain.tls.mode != "SIMPLE"
+        if chain.tls is not None:
+            made.transport_socket.CopyFrom(
+                tls.tls_socket(downstream_context(chain.tls, proxy.trust_domain))
+            )
+        manager = listener.http_connection_manager(
+            stat_prefix=stat,
+            routes=route_config(chain),
+            peer_certificate=mutual,
+            direction="inbound",
+            log_filter=access_log.inbound_filter(
+                [rbac.dry_run_stat_prefix(p) for p in port.authz.policies if p.dry_run]
+            ),
+            http_filters=rbac.http_filters(port.authz),
+            edge=edge,
+        )
+        made.filters.append(listener.hcm_filter(manager))
+    else:
+        made.filters.extend(rbac.network_filters(port.authz, stat_prefix=stat))
+        made.filters.append(
+            listener.tcp_proxy_filter(chain.clusters[0][0], "inbound", chain.clusters)
+        )
+    return made
+
+
+def downstream_context(server: ir.ServerTls, trust_domain: str) -> tls_pb2.DownstreamTlsContext:
+    """The server side of one gateway TLS server (Istio ServerTLSSettings semantics)."""
+    if server.mode == "ISTIO_MUTUAL":
+        context = tls.downstream_context(trust_domain, http=True)
+    else:
+        context = tls_pb2.DownstreamTlsContext()
+        common = context.common_tls_context
+        common.alpn_protocols.extend(tls.HTTP_ALPN)
+        cert, key, ca, crl = server.files
+        if server.certificate:
+            common.tls_certificate_sds_secret_configs.append(tls.sds_secret(server.certificate))
+        else:
+            certificate = common.tls_certificates.add()
+            certificate.certificate_chain.filename = cert
+            certificate.private_key.filename = key
+        if server.mode in ("MUTUAL", "OPTIONAL_MUTUAL"):
+            combined = common.combined_validation_context
+            default = combined.default_validation_context
+            default.match_typed_subject_alt_names.extend(_san(n) for n in server.subject_alt_names)
+            if server.validation:
+                combined.validation_context_sds_secret_config.CopyFrom(
+                    tls.sds_secret(server.validation)
+                )
+            else:
+                default.trusted_ca.filename = ca
+                if crl:
+                    default.crl.filename = crl
+            # OPTIONAL_MUTUAL: a certificate, when sent, must verify; none is also accepted.
+            context.require_client_certificate.value = server.mode == "MUTUAL"
+    params = context.common_tls_context.tls_params
+    params.tls_minimum_protocol_version = (
+        common_pb2.TlsParameters.TLSv1_2
+        if server.min_version == "TLS_AUTO"
+        else _VERSIONS[server.min_version]
+    )
+    params.tls_maximum_protocol_version = _VERSIONS[server.max_version]
+    del params.cipher_suites[:]
+    params.cipher_suites.extend(server.cipher_suites or DEFAULT_CIPHER_SUITES)
+    return context
+
+
+def _san(name: str) -> common_pb2.SubjectAltNameMatcher:
+    san_type = next(t for prefix, t in _SAN_TYPES if name.startswith(prefix))
+    matcher = common_pb2.SubjectAltNameMatcher(san_type=san_type)
+    matcher.matcher.exact = name
+    return matcher
+
+
+def route_config(chain: ir.GatewayChain) -> route_pb2.RouteConfiguration:
+    """The chain's inline routes: one virtual host per domain (and `domain:*` for any port),
+    routes in order; a host no virtual host names gets Envoy's 404."""
+    config = route_pb2.RouteConfiguration(name=chain.name)
+    for host in chain.virtual_hosts:
+        domains = [
+            d for name in host.domains for d in ((name,) if name == "*" else (name, f"{name}:*"))
+        ]
+        made = config.virtual_hosts.add(name=host.name, domains=domains)
+        if host.require_tls:
+            made.require_tls = route_components_pb2.VirtualHost.ALL
+        for route in host.routes:
+            made.routes.extend(_routes(route))
+        if host.require_tls and not host.routes:
+            made.routes.add().match.prefix = "/"  # redirected before routing anyway
+            made.routes[-1].direct_response.status = 404
+    return config
+
+
+def _routes(route: ir.GatewayRoute) -> list[route_components_pb2.Route]:
+    matches = route.matches or (networking.HttpMatch(),)
+    return [_route(route, match, i) for i, match in enumerate(matches)]
+
+
+def _string_matcher(match: networking.StringMatch) -> string_pb2.StringMatcher:
+    matcher = string_pb2.StringMatcher()
+    if match.kind == "exact":
+        matcher.exact = match.value
+    elif match.kind == "prefix":
+        matcher.prefix = match.value
+    else:
+        matcher.safe_regex.CopyFrom(regex_pb2.RegexMatcher(regex=match.value))
+    return matcher
+
+
+def _header(
+    name: str, match: networking.StringMatch, *, invert: bool = False
+) -> route_components_pb2.HeaderMatcher:
+    header = route_components_pb2.HeaderMatcher(name=name, invert_match=invert)
+    header.string_match.CopyFrom(_string_matcher(match))
+    return header
+
+
+def _route(
+    route: ir.GatewayRoute, match: networking.HttpMatch, index: int
+) -> route_components_pb2.Route:
+    spec = route.route
+    made = route_components_pb2.Route(name=f"{route.source} match[{index}]")
+    uri = match.uri
+    if uri is None:
+        made.match.prefix = "/"
+    elif uri.kind == "exact":
+        made.match.path = uri.value
+    elif uri.kind == "prefix":
+        made.match.prefix = uri.value
+    else:
+        made.match.safe_regex.regex = uri.value
+    if match.ignore_uri_case:
+        made.match.case_sensitive.value = False
+    if match.method is not None:
+        made.match.headers.append(_header(":method", match.method))
+    if match.authority is not None:
+        made.match.headers.append(_header(":authority", match.authority))
+    made.match.headers.extend(_header(name, m) for name, m in match.headers)
+    made.match.headers.extend(_header(name, m, invert=True) for name, m in match.without_headers)
+    if spec.redirect is not None:
+        _redirect(made, spec.redirect)
+    else:
+        action = made.route
+        if len(route.clusters) == 1:
+            action.cluster = route.clusters[0][0]
+        else:
+            for cluster, weight in route.clusters:
+                action.weighted_clusters.clusters.add(name=cluster).weight.value = weight
+        if spec.rewrite_uri:
+            action.prefix_rewrite = spec.rewrite_uri
+        if spec.rewrite_authority:
+            action.host_rewrite_literal = spec.rewrite_authority
+        if spec.timeout_ms is not None:
+            action.timeout.CopyFrom(_duration(spec.timeout_ms))
+        if spec.retry_attempts is not None:
+            policy = action.retry_policy
+            policy.num_retries.value = spec.retry_attempts
+            policy.retry_on = (
+                spec.retry_on
+                or "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+            )
+            if spec.retry_per_try_timeout_ms is not None:
+                policy.per_try_timeout.CopyFrom(_duration(spec.retry_per_try_timeout_ms))
+    _headers(made, spec)
+    return made
+
+
+def _duration(millis: int) -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=millis // 1000, nanos=(millis % 1000) * 1_000_000)
+
+
+_REDIRECT_CODES = {
+    301: route_components_pb2.RedirectAction.MOVED_PERMANENTLY,
+    302: route_components_pb2.RedirectAction.FOUND,
+    303: route_components_pb2.RedirectAction.SEE_OTHER,
+    307: route_components_pb2.RedirectAction.TEMPORARY_REDIRECT,
+    308: route_components_pb2.RedirectAction.PERMANENT_REDIRECT,
+}
+
+
+def _redirect(made: route_components_pb2.Route, redirect: networking.HttpRedirect) -> None:
+    action = made.redirect
+    if redirect.uri:
+        action.path_redirect = redirect.uri
+    if redirect.authority:
+        action.host_redirect = redirect.authority
+    if redirect.port is not None:
+        action.port_redirect = redirect.port
+    if redirect.scheme:
+        action.scheme_redirect = redirect.scheme
+    action.response_code = _REDIRECT_CODES[redirect.redirect_code]
+
+
+def _headers(made: route_components_pb2.Route, spec: networking.HttpRoute) -> None:
+    for operations, add, remove in (
+        (spec.request_headers, made.request_headers_to_add, made.request_headers_to_remove),
+        (spec.response_headers, made.response_headers_to_add, made.response_headers_to_remove),
+    ):
+        _operations(operations, add, remove)
+
+
+def _operations(
+    operations: networking.HeaderOperations,
+    add: Sequence[base_pb2.HeaderValueOption],
+    remove: Sequence[str],
+) -> None:
+    overwrite = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+    append = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
+    for pairs, action in ((operations.set, overwrite), (operations.add, append)):
+        for name, value in pairs:
+            option = add.add()  # type: ignore[attr-defined]
+            option.header.key = name
+            option.header.value = value
+            option.append_action = action
+    remove.extend(operations.remove)  # type: ignore[attr-defined]
