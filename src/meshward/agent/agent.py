@@ -74,6 +74,7 @@ class Agent:
         for name, pod in sorted(wanted.items()):
             current = self.sidecars.get(name)
             if current is not None and current.pod.node_id == pod.node_id:
+                current.refresh_secrets()  # a gateway's credentials may have changed
                 continue
             if current is not None:
                 await self.sidecars.pop(name).stop()

@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from meshward.agent.ca_client import request_certificate
 from meshward.agent.keys import key_pem, new_private_key
 from meshward.agent.sds import SdsServer
 from meshward.ca.rotation import next_rotation
+from meshward.model.ir import credential_sds_name
 from meshward.process import ProcessSpec, Supervised
+from meshward.state import secrets as secret_store
 from meshward.state.layout import StateDir
 from meshward.state.mesh import PodRecord
 from meshward.xds.bootstrap import sidecar_bootstrap
@@ -58,6 +61,8 @@ class Sidecar:
     not_after: datetime | None = None
     rotations: int = 0
     last_error: str = ""
+    credentials: tuple[str, ...] = ()  # secret-store credentials served (gateway pods)
+    _identity: dict[str, secret_pb2.Secret] = field(default_factory=dict)
     _rotator: asyncio.Task[None] | None = None
 
     @property
@@ -104,14 +109,11 @@ class Sidecar:
             ttl_seconds=self.context.cert_ttl_seconds,
         )
         leaf = x509.load_pem_x509_certificate(issued.chain_pem)
-        assert self.sds is not None
-        self.sds.set_secrets(
-            None,
-            {
-                "default": tls_certificate_secret("default", issued.chain_pem, key_pem(key)),
-                "ROOTCA": trust_bundle_secret("ROOTCA", issued.root_pem),
-            },
-        )
+        self._identity = {
+            "default": tls_certificate_secret("default", issued.chain_pem, key_pem(key)),
+            "ROOTCA": trust_bundle_secret("ROOTCA", issued.root_pem),
+        }
+        self.refresh_secrets()
         self.serial = format(leaf.serial_number, "x")
         # Rotation is timed from when the certificate arrived, not from its notBefore: the CA
         # backdates notBefore for clock skew, which with short TTLs would put the half-life
@@ -119,6 +121,30 @@ class Sidecar:
         self.not_before = self.context.now()
         self.not_after = leaf.not_valid_after_utc
         log.info("%s: certificate %s until %s", self.pod.pod, self.serial, self.not_after)
+
+    def refresh_secrets(self) -> None:
+        """Serve the identity and, on a gateway pod, every usable secret-store credential
+        (`credential/<name>`, `credential/<name>-cacert`). Called after each issue and on every
+        agent round, so a replaced credential reaches Envoy over SDS within about a second;
+        Envoy applies it to new handshakes without a restart."""
+        if self.sds is None or not self._identity:
+            return
+        served = dict(self._identity)
+        credentials = []
+        if self.pod.gateway:
+            now = self.context.now()
+            for name in secret_store.names_in(self.context.state):
+                stored = secret_store.load(self.context.state, name)
+                if stored is None or not secret_store.usable(stored, now):
+                    continue  # half-written or invalid: keep serving nothing new for it
+                credentials.append(name)
+                sds_name = credential_sds_name(name)
+                served[sds_name] = tls_certificate_secret(sds_name, stored.cert, stored.key)
+                if stored.ca:
+                    ca_name = credential_sds_name(f"{name}-cacert")
+                    served[ca_name] = trust_bundle_secret(ca_name, stored.ca, stored.crl)
+        self.credentials = tuple(credentials)
+        self.sds.set_secrets(None, served)
 
     async def _rotate_forever(self) -> None:
         while True:
@@ -155,6 +181,8 @@ class Sidecar:
             "cert_not_after": self.not_after.isoformat() if self.not_after else "",
             "rotations": self.rotations,
             "last_error": self.last_error,
+            "gateway": self.pod.gateway,
+            "credentials": list(self.credentials),
         }
 
     async def stop(self) -> None:

@@ -57,6 +57,8 @@ def validate(args: argparse.Namespace) -> int:
         + len(config.destination_rules)
         + len(config.authorization_policies)
         + len(config.admission_policies)
+        + len(config.gateways)
+        + len(config.virtual_services)
         + (config.mesh.meta is not None)
     )
     print(f"ok: {count} resources valid")

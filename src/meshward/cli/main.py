@@ -12,6 +12,8 @@ analyze PATH... | --live   best-practice findings (table, --json, --sarif); see 
 demo [--check]             the seed system, verified (the README's `make demo`)
 admission audit [PATH...]  AdmissionPolicy violations of the running config (refuses nothing)
 extauthz --plugin P ...    external authorization server (ext_authz gRPC/HTTP) for CUSTOM
+secret create tls NAME --cert F --key F [--cacert F] [--crl F] | list | delete NAME
+                           gateway TLS credentials (Gateway tls.credentialName)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshward.cli import admission, analyze, authz, extauthz, inspect, lifecycle
+from meshward.cli import admission, analyze, authz, extauthz, inspect, lifecycle, secret
 from meshward.runner.network import DEFAULT_POOL
 
 
@@ -138,6 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     extauthz.add_parser(extauthz_)
 
+    secret.add_commands(commands, common)
+
     demo = command("demo", help="run the seed system, verified")
     demo.add_argument("--check", action="store_true", help="exit after verification")
     demo.add_argument("--example", type=Path, default=None)
@@ -174,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "authz": _authz,
         "admission": admission.audit,
         "extauthz": extauthz.run,
+        "secret": secret.run,
     }
     try:
         return handlers[args.command](args)

@@ -31,10 +31,12 @@ from meshward.config.store import read_paths, write_store
 from meshward.diagnostics import Diagnostic, has_errors
 from meshward.errors import ConfigError, StateError
 from meshward.model import allocate, build, replicas
+from meshward.model.finding import finding
 from meshward.model.ir import MeshModel
 from meshward.process import ProcessSpec, Supervised, inherited_env, pid_alive, python_module
 from meshward.runner.network import Loopback, free_port
 from meshward.runner.plan import PodPlan, plan_pods
+from meshward.state import secrets
 from meshward.state.layout import StateDir
 from meshward.state.mesh import MeshRecord, PodRecord, read_mesh, write_mesh
 from meshward.state.records import read_json, write_bytes, write_json
@@ -85,7 +87,7 @@ class Runner:
         if has_errors(diagnostics):
             return diagnostics
         write_store(state.config, read_paths(paths))
-        return diagnostics
+        return (*diagnostics, *missing_credentials(state, config))
 
     @staticmethod
     def stored(state: StateDir) -> ConfigSet | None:
@@ -202,6 +204,7 @@ class Runner:
                         ports=ports[pod.key],
                         argv=plan.argv,
                         env=plan.env,
+                        gateway=pod.gateway,
                     )
                     for plan, pod in zip(plans, model.pods, strict=True)
                 ),
@@ -290,6 +293,26 @@ class Runner:
                 "limitations": list(self.network.limitations()),
             },
         )
+
+
+def missing_credentials(state: StateDir, config: ConfigSet) -> tuple[Diagnostic, ...]:
+    """MW0455 for each Gateway server whose credentialName is not in the secret store: its
+    handshakes fail until `meshward secret create tls NAME` (the gateway picks it up live)."""
+    stored = set(secrets.names_in(state))
+    found = []
+    for gateway in config.gateways:
+        for index, server in enumerate(gateway.servers):
+            name = server.tls.credential_name if server.tls else ""
+            if name and name not in stored:
+                found.append(
+                    finding(
+                        "MW0455",
+                        gateway.meta,
+                        f"spec.servers[{index}].tls.credentialName",
+                        f"no secret {name} in {state.root / 'secrets'}",
+                    )
+                )
+    return tuple(found)
 
 
 def _app_env(plan: PodPlan) -> dict[str, str]:

@@ -29,6 +29,7 @@ class PodRecord:
     ports: tuple[int, ...]
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
+    gateway: str = ""  # "ingress" for a gateway pod: the agent also serves it credentials
 
     @property
     def key(self) -> PodKey:
@@ -92,6 +93,7 @@ def _pod_json(pod: PodRecord) -> dict[str, Any]:
         "ports": list(pod.ports),
         "argv": list(pod.argv),
         "env": dict(pod.env),
+        "gateway": pod.gateway,
     }
 
 
@@ -111,4 +113,5 @@ def _pod(raw: Mapping[str, Any]) -> PodRecord:
         ports=tuple(int(p) for p in raw["ports"]),
         argv=tuple(argv),
         env=tuple(sorted(env.items())),
+        gateway=str(raw.get("gateway", "")),
     )

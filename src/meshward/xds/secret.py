@@ -26,14 +26,15 @@ def tls_certificate_secret(name: str, chain_pem: bytes, key_pem: bytes) -> secre
     )
 
 
-def trust_bundle_secret(name: str, roots_pem: bytes) -> secret_pb2.Secret:
-    """A `validation_context` secret whose trusted CA is `roots_pem` (one or more roots)."""
-    return secret_pb2.Secret(
-        name=name,
-        validation_context=common_pb2.CertificateValidationContext(
-            trusted_ca=base_pb2.DataSource(inline_bytes=roots_pem),
-        ),
+def trust_bundle_secret(name: str, roots_pem: bytes, crl_pem: bytes = b"") -> secret_pb2.Secret:
+    """A `validation_context` secret whose trusted CA is `roots_pem` (one or more roots);
+    with `crl_pem`, certificates it revokes are refused (a gateway's `caCrl`)."""
+    context = common_pb2.CertificateValidationContext(
+        trusted_ca=base_pb2.DataSource(inline_bytes=roots_pem),
     )
+    if crl_pem:
+        context.crl.inline_bytes = crl_pem
+    return secret_pb2.Secret(name=name, validation_context=context)
 
 
 def identity_secret_from_files(
