@@ -51,6 +51,21 @@ def _policy(
     return AuthzPolicy(namespace, name, action, tuple(rules), dry_run=dry_run)
 
 
+def _custom(provider: str, *rules: AuthzRule) -> AuthzPolicy:
+    return AuthzPolicy("default", "ext", "CUSTOM", rules, provider=provider)
+
+
+def _provider(name: str, kind: str, port: int, **settings: Any) -> ExtAuthz:
+    host = "authz.auth.svc.cluster.local"
+    return ExtAuthz(
+        name,
+        kind,
+        f"outbound|{port}||{host}",
+        f"{host}:{port}",
+        **settings,  # type: ignore[arg-type]
+    )
+
+
 _EVERY_SOURCE = SourceMatch(
     principals=(_m(_EXACT, "cluster.local/ns/a/sa/b"), _m(_PREFIX, "cluster.local/ns/a/")),
     not_principals=(_m(_SUFFIX, "/sa/admin"), _m("presence")),
@@ -170,20 +185,13 @@ CASES: dict[str, tuple[ir.Protocol, PortAuthz]] = {
         "HTTP",
         PortAuthz(
             (
-                AuthzPolicy(
-                    "default",
-                    "ext",
-                    "CUSTOM",
-                    (AuthzRule(1, operations=(_ADMIN_PATHS,)),),
-                    provider="ext-grpc",
-                ),
+                _custom("ext-grpc", AuthzRule(1, operations=(_ADMIN_PATHS,))),
                 _policy("deny-admin", "DENY", AuthzRule(0, operations=(_ADMIN_PATHS,))),
             ),
-            ExtAuthz(
-                name="ext-grpc",
-                kind="grpc",
-                cluster="outbound|9000||authz.auth.svc.cluster.local",
-                authority="authz.auth.svc.cluster.local:9000",
+            _provider(
+                "ext-grpc",
+                "grpc",
+                9000,
                 timeout_ms=250,
                 max_request_bytes=1024,
                 allow_partial_message=True,
@@ -193,20 +201,11 @@ CASES: dict[str, tuple[ir.Protocol, PortAuthz]] = {
     "custom-http": (
         "HTTP",
         PortAuthz(
-            (
-                AuthzPolicy(
-                    "default",
-                    "ext",
-                    "CUSTOM",
-                    (AuthzRule(0, operations=(_ADMIN_PATHS,)),),
-                    provider="ext-http",
-                ),
-            ),
-            ExtAuthz(
-                name="ext-http",
-                kind="http",
-                cluster="outbound|9001||authz.auth.svc.cluster.local",
-                authority="authz.auth.svc.cluster.local:9001",
+            (_custom("ext-http", AuthzRule(0, operations=(_ADMIN_PATHS,))),),
+            _provider(
+                "ext-http",
+                "http",
+                9001,
                 timeout_ms=600_000,
                 fail_open=True,
                 status_on_error=503,
@@ -223,23 +222,8 @@ CASES: dict[str, tuple[ir.Protocol, PortAuthz]] = {
     "custom-tcp": (
         "TCP",
         PortAuthz(
-            (
-                AuthzPolicy(
-                    "default",
-                    "ext",
-                    "CUSTOM",
-                    (AuthzRule(0, sources=(_ONLY_CLIENT,)),),
-                    provider="ext-grpc",
-                ),
-            ),
-            ExtAuthz(
-                name="ext-grpc",
-                kind="grpc",
-                cluster="outbound|9000||authz.auth.svc.cluster.local",
-                authority="authz.auth.svc.cluster.local:9000",
-                timeout_ms=1500,
-                fail_open=True,
-            ),
+            (_custom("ext-grpc", AuthzRule(0, sources=(_ONLY_CLIENT,))),),
+            _provider("ext-grpc", "grpc", 9000, timeout_ms=1500, fail_open=True),
         ),
     ),
     "tcp": (
