@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from meshward.state.mesh import PodRecord
+from meshward.verify import access_log
+from meshward.xds.access_log import denial
 from tests.e2e.conftest import start_mesh, stop_mesh
 from tests.e2e.meshctl import Mesh
 
@@ -233,9 +235,20 @@ def test_only_matching_requests_reach_the_provider_which_allows_and_denies(
     status, _, body = call(client, target, "/headers", {"x-user": "alice"})
     assert status == 200
     assert json.loads(body)["headers"]["X-Checked-By"] == "extauthz-rules"
-    # Matched and denied: the provider's status, body and header reach the client.
-    status, headers, body = call(client, target, "/headers")
+    # Matched and denied: the provider's status, body and header reach the client, and the
+    # target's access log names the CUSTOM rule that sent the request to the provider.
+    probe = f"ext-{target}"
+    status, headers, body = call(client, target, "/headers", {"x-meshward-probe": probe})
     assert (status, body, headers["x-denied-by"]) == (401, b"who are you?", "extauthz-rules")
+    pod = mesh.pod(target, "shop")
+    entry = access_log.wait_for(
+        [mesh.state.sidecar_log("shop", pod.pod)], lambda e: e.get("probe") == probe
+    )
+    assert entry is not None
+    assert (entry.get("details"), denial(entry)) == (
+        "ext_authz_denied",
+        (f"shop/{target}-ext", "CUSTOM", 0),
+    )
     found = wait_for_decisions(log, before + 2)[before:]
     assert [(d["path"], d["decision"], d["status"]) for d in found] == [
         ("/headers", "allow", 200),

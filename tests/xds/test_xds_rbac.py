@@ -587,6 +587,17 @@ def test_other_prefixes_name_no_policy(prefix: str) -> None:
             ("data/db", "DENY", 0),
         ),
         ({"details": "rbac_access_denied_matched_policy[other]"}, ("other", "DENY", None)),
+        (
+            {
+                "code": 401,
+                "details": "ext_authz_denied",
+                "rbac": {
+                    "meshward_ext_authz_shadow_effective_policy_id": "ns[a]-policy[ext]-rule[1]"
+                },
+            },
+            ("a/ext", "CUSTOM", 1),
+        ),
+        ({"code": 403, "details": "ext_authz_error"}, ("", "CUSTOM", None)),
         ({"code": 403, "details": "via_upstream"}, None),
         ({"code": 200, "details": "via_upstream", "termination": None}, None),
         ({}, None),

@@ -36,7 +36,7 @@ from envoy.type.matcher.v3 import value_pb2
 from envoy.type.v3 import percent_pb2
 from google.protobuf import struct_pb2
 
-from meshward.xds import core, rbac
+from meshward.xds import core, ext_authz, rbac
 
 STDOUT_LOGGER = "envoy.access_loggers.stdout"
 MARKER = "meshward-access"
@@ -180,6 +180,10 @@ _RULE_ID = re.compile(r"ns\[(?P<ns>[^\]]*)\]-policy\[(?P<name>[^\]]*)\]-rule\[(?
 _SHADOW_RESULT = "shadow_engine_result"
 _SHADOW_POLICY = "shadow_effective_policy_id"
 _CUSTOM_MATCHED = rbac.engine_stat_prefix("CUSTOM") + "enforced_effective_policy_id"
+# Envoy's response-code details when the ext_authz filter denied (the provider said no, or
+# could not answer and failOpen is off).
+_EXT_AUTHZ_DENIALS = ("ext_authz_denied", "ext_authz_error")
+_CUSTOM_SENT = ext_authz.enabled_metadata_key()
 
 
 def parse_rule_id(rule_id: str) -> tuple[str, int] | None:
@@ -191,10 +195,17 @@ def parse_rule_id(rule_id: str) -> tuple[str, int] | None:
 
 
 def denial(entry: Mapping[str, Any]) -> tuple[str, str, int | None] | None:
-    """(policy "ns/name", action, rule index) of an RBAC denial, or None if the entry is not
-    one. A request no ALLOW rule matched gives ("", "ALLOW", None). The action is "CUSTOM"
-    when the CUSTOM engine (fail closed) denied an HTTP request, else "DENY"; on TCP Envoy
-    records no more than the rule, so a CUSTOM denial reads as "DENY" there."""
+    """(policy "ns/name", action, rule index) of an authorization denial, or None if the
+    entry is not one. A request no ALLOW rule matched gives ("", "ALLOW", None). The action
+    is "CUSTOM" when the CUSTOM engine (fail closed) denied an HTTP request, or when a
+    provider denied it or could not be asked (`ext_authz_denied`/`ext_authz_error`: the rule
+    is the CUSTOM rule that sent it there), else "DENY"; on TCP Envoy records no more than
+    the rule, so a CUSTOM denial reads as "DENY" there."""
+    if entry.get("details") in _EXT_AUTHZ_DENIALS:
+        metadata = entry.get("rbac")
+        marked = metadata.get(_CUSTOM_SENT) if isinstance(metadata, Mapping) else None
+        parsed = parse_rule_id(str(marked or ""))
+        return (parsed[0], "CUSTOM", parsed[1]) if parsed else ("", "CUSTOM", None)
     for key in ("details", "termination"):
         found = _DENIED.fullmatch(str(entry.get(key) or ""))
         if found is None:
