@@ -107,6 +107,7 @@ def test_providers_parse_to_whole_values() -> None:
         "      port: 9000\n"
         "      timeout: 250ms\n"
         "      includeRequestBodyInCheck: {maxRequestBytes: 1024, allowPartialMessage: true}\n"
+        "      clearRouteCache: true\n"
         "  - name: http\n"
         "    envoyExtAuthzHttp:\n"
         "      service: auth/authz.auth\n"
@@ -131,6 +132,7 @@ def test_providers_parse_to_whole_values() -> None:
             timeout_ms=250,
             max_request_bytes=1024,
             allow_partial_message=True,
+            clear_route_cache=True,
             line=6,
             path=P,
         ),
@@ -147,7 +149,7 @@ def test_providers_parse_to_whole_values() -> None:
             headers_to_upstream_on_allow=("x-checked-by",),
             headers_to_downstream_on_deny=("*-denied-by",),
             headers_to_downstream_on_allow=("x-trace",),
-            line=12,
+            line=13,
             path="spec.extensionProviders[1]",
         ),
     )

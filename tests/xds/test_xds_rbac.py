@@ -195,6 +195,7 @@ CASES: dict[str, tuple[ir.Protocol, PortAuthz]] = {
                 timeout_ms=250,
                 max_request_bytes=1024,
                 allow_partial_message=True,
+                clear_route_cache=True,
             ),
         ),
     ),

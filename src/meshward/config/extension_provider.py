@@ -111,8 +111,9 @@ def _body(body: Fields, name: str, kind: ExtAuthzKind, item: Fields) -> ExtAuthz
     fail_open = body.boolean("failOpen") or False
     status = _status(body)
     bytes_, partial, pack = _body_check(body)
+    clear_route_cache = False
     if kind == "grpc":
-        body.accept("clearRouteCache")
+        clear_route_cache = body.boolean("clearRouteCache") or False
         for key in _HTTP_ONLY:
             if body.has(key):
                 body.accept(key)
@@ -140,6 +141,7 @@ def _body(body: Fields, name: str, kind: ExtAuthzKind, item: Fields) -> ExtAuthz
         max_request_bytes=bytes_,
         allow_partial_message=partial,
         pack_as_bytes=pack,
+        clear_route_cache=clear_route_cache,
         line=item.line,
         path=item.path,
     )
@@ -200,7 +202,7 @@ def _body_check(body: Fields) -> tuple[int, bool, bool]:
     if max_bytes is not None and max_bytes <= 0:
         check.disallow("maxRequestBytes", "maxRequestBytes must be positive", code="MW0195")
         max_bytes = None
-    # Istio: includeRequestBodyInCheck without maxRequestBytes buffers up to Envoy's default.
+    # Envoy requires a positive buffer size; Istio leaves it to the proxy. meshward: 8 KiB.
     return max_bytes or 8192, partial, pack
 
 

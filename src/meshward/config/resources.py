@@ -136,6 +136,7 @@ class ExtAuthzProvider:
     max_request_bytes: int = 0
     allow_partial_message: bool = False
     pack_as_bytes: bool = False
+    clear_route_cache: bool = False  # grpc only
     line: int = 0
     path: str = ""
 

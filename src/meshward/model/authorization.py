@@ -137,6 +137,7 @@ class ExtAuthz:
     max_request_bytes: int = 0
     allow_partial_message: bool = False
     pack_as_bytes: bool = False
+    clear_route_cache: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,7 @@ def _ext_authz(provider: ExtAuthzProvider, service: ir.Service, port: int) -> Ex
         max_request_bytes=provider.max_request_bytes,
         allow_partial_message=provider.allow_partial_message,
         pack_as_bytes=provider.pack_as_bytes,
+        clear_route_cache=provider.clear_route_cache,
     )
 
 

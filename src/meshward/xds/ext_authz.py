@@ -54,6 +54,7 @@ def http_filter(provider: authorization.ExtAuthz) -> hcm_pb2.HttpFilter:
         transport_api_version=config_source_pb2.V3,
         failure_mode_allow=provider.fail_open,
         status_on_error=http_status_pb2.HttpStatus(code=provider.status_on_error),
+        clear_route_cache=provider.clear_route_cache,
     )
     config.filter_enabled_metadata.CopyFrom(_enabled(RBAC_METADATA))
     timeout = _timeout(provider)
