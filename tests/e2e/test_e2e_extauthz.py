@@ -186,9 +186,26 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def mesh(tmp_path_factory: pytest.TempPathFactory, files: tuple[Path, Path]) -> Iterator[Mesh]:
     running = start_mesh(tmp_path_factory.mktemp("extauthz-mesh"), files[0], POOL)
     try:
+        # Ready means sidecars ready; the provider app (a Python gRPC server) may still be
+        # starting, and until it listens every CUSTOM request would fail closed.
+        provider = running.pod("extauthz", "auth")
+        for port in (9000, 9001):
+            wait_listening(provider.app_ip, port)
         yield running
     finally:
         stop_mesh(running)
+
+
+def wait_listening(host: str, port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def call(

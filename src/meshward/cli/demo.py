@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             return code
         print()
         inspect.print_status(state)
+        _wait_for_apps(state)
         _show_request(state)
         _show_denial(state)
         print("\nverifying (probes derived from the effective configuration) ...\n", flush=True)
@@ -79,6 +80,20 @@ def run(args: argparse.Namespace) -> int:
         print("\nstopping the mesh ...", flush=True)
         lifecycle.stop_mesh(state)
         print("stopped; nothing left running")
+
+
+def _wait_for_apps(state: StateDir, timeout: float = 20.0) -> None:
+    """Until every app listens on its ports. Ready (runner/readiness.py) covers the sidecars,
+    not the apps behind them; a provider still starting would fail closed (ext_authz_error)."""
+    mesh = read_mesh(state)
+    pending = [(p.app_ip, port) for p in (mesh.pods if mesh else ()) for port in p.ports]
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        try:
+            socket.create_connection(pending[0], timeout=1).close()
+            pending.pop(0)
+        except OSError:
+            time.sleep(0.1)
 
 
 def _show_request(state: StateDir) -> None:
