@@ -91,6 +91,11 @@ spec:
   ports: [{name: http, port: 8000}]
   command: ["python", "-m", "meshward.samples.httpbin"]
   args: ["--host", "$(MESHWARD_APP_HOST)", "--port", "8000"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: client, namespace: shop}
+spec: {selector: {app: client}, ports: [{name: http, port: 8000}]}
 """
 
 # A TCP port (httpbin as opaque bytes): only a gRPC provider can be asked there, once per
@@ -129,6 +134,42 @@ spec:
   provider: {name: ext-grpc}
   rules:
   - from: [{source: {ipBlocks: ["127.0.0.0/8"]}}]
+"""
+
+# An ingress gateway consults the provider too (same connection manager as a sidecar's).
+GATEWAY = """\
+---
+apiVersion: meshward.io/v1alpha1
+kind: Workload
+metadata: {name: ingressgateway, namespace: istio-system, labels: {istio: ingressgateway}}
+spec: {gateway: ingress, serviceAccount: ingressgateway}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["shop/www.example.com"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: www, namespace: shop}
+spec:
+  hosts: [www.example.com]
+  gateways: [istio-system/public]
+  http: [{route: [{destination: {host: client, port: {number: 8000}}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: edge-ext, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: CUSTOM
+  provider: {name: ext-grpc}
+  rules:
+  - to: [{operation: {paths: ["/headers"]}}]
 """
 
 TARGET = """\
@@ -177,7 +218,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     source = root / "mesh"
     source.mkdir()
     text = MESH.replace("RULES_FILE", str(rules)).replace("LOG_FILE", str(log))
-    text += "".join(TARGET.format(name=n, provider=p) for n, p in TARGETS.items()) + TCP
+    text += "".join(TARGET.format(name=n, provider=p) for n, p in TARGETS.items())
+    text += TCP + GATEWAY
     (source / "mesh.yaml").write_text(text)
     return source, log
 
@@ -335,4 +377,33 @@ def test_tcp_connections_ask_a_grpc_provider_once_each(
     assert [(d["principal"], d["path"], d["decision"]) for d in found] == [
         ("e2e.test/ns/shop/sa/tcp-client", "", "allow"),
         ("e2e.test/ns/shop/sa/client", "", "deny"),
+    ]
+
+
+def test_the_ingress_gateway_consults_the_provider(mesh: Mesh, files: tuple[Path, Path]) -> None:
+    log = files[1]
+    gateway = mesh.pod("ingressgateway", "istio-system")
+    before = len(decisions(log))
+
+    def get(path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection(gateway.pod_ip, 8080, timeout=10)
+        try:
+            connection.request("GET", path, headers={"Host": "www.example.com", **headers})
+            response = connection.getresponse()
+            found = {k.lower(): v for k, v in response.getheaders()}
+            return response.status, found, response.read()
+        finally:
+            connection.close()
+
+    assert get("/get", {})[0] == 200  # not matched: the provider is not asked
+    status, _, body = get("/headers", {"x-user": "alice"})
+    assert status == 200
+    assert json.loads(body)["headers"]["X-Checked-By"] == "extauthz-rules"
+    status, headers, body = get("/headers", {})
+    assert (status, body, headers["x-denied-by"]) == (401, b"who are you?", "extauthz-rules")
+    found = wait_for_decisions(log, before + 2)[before:]
+    # A client at the edge has no mesh identity: the provider sees no principal.
+    assert [(d["principal"], d["path"], d["decision"]) for d in found] == [
+        ("", "/headers", "allow"),
+        ("", "/headers", "deny"),
     ]
