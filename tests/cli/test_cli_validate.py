@@ -42,9 +42,10 @@ spec: {selector: {app: web}, ports: [{name: http, port: 8080}]}
         ),
         (
             "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\n"
-            "metadata: {name: a, namespace: b}\nspec: {}\n",
-            "MW0127",
-            ":2",
+            "metadata: {name: a, namespace: b}\nspec:\n  jwtRules:\n"
+            "  - {issuer: i, jwksUri: 'file:///etc/passwd'}\n",
+            "MW0160",
+            ":6",
         ),
     ],
 )

@@ -33,6 +33,13 @@ spec:
   ports:
   - {name: http, port: 80}
 """
+RA = """\
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: shop}
+spec:
+  jwtRules:
+"""
 PA = """\
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -207,9 +214,40 @@ CASES: list[tuple[str, str, Found]] = [
     ),
     ("MW0126 subsets", DR + "  subsets: [{name: v1}]\n", [("MW0126", 6, "spec.subsets")]),
     (
-        "MW0127 RequestAuthentication",
-        "apiVersion: security.istio.io/v1beta1\nkind: RequestAuthentication\nmetadata: {name: x}\n",
-        [("MW0127", 2, "kind")],
+        "MW0163 RequestAuthentication targetRef",
+        "apiVersion: security.istio.io/v1beta1\nkind: RequestAuthentication\nmetadata: {name: x}\n"
+        "spec:\n  targetRef: {kind: Gateway, name: g}\n",
+        [("MW0163", 5, "spec.targetRef")],
+    ),
+    (
+        "MW0160 jwksUri not http",
+        RA + "  - {issuer: i, jwksUri: 'file:///etc/passwd'}\n",
+        [("MW0160", 6, "spec.jwtRules[0].jwksUri")],
+    ),
+    (
+        "MW0161 jwks without keys",
+        RA + "  - {issuer: i, jwks: '{\"keys\": []}'}\n",
+        [("MW0161", 6, "spec.jwtRules[0].jwks")],
+    ),
+    (
+        "MW0162 header name",
+        RA + "  - issuer: i\n    fromHeaders: [{name: 'x y'}]\n",
+        [("MW0162", 7, "spec.jwtRules[0].fromHeaders[0].name")],
+    ),
+    (
+        "MW0164 timeout",
+        RA + "  - {issuer: i, timeout: 0s}\n",
+        [("MW0164", 6, "spec.jwtRules[0].timeout")],
+    ),
+    (
+        "MW0165 blocked cidr",
+        MESH + "  jwksFetchBlockedCidrs: [nope]\n",
+        [("MW0165", 5, "spec.jwksFetchBlockedCidrs")],
+    ),
+    (
+        "MW0166 refresh interval",
+        MESH + "  jwksRefreshInterval: 1s\n",
+        [("MW0166", 5, "spec.jwksRefreshInterval")],
     ),
 ]
 

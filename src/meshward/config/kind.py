@@ -4,8 +4,8 @@ Called by `meshward.config.loader` for every document. A document is decoded in 
 order: `apiVersion`/`kind` (MW0103, then MW0104 for a kind nobody knows), the structural
 problems found while reading the YAML (MW0124), `metadata`, then the kind's own parser for
 `spec`. Kinds that Istio defines but meshward does not implement yet are recognised and
-reported, never silently ignored: a security kind is an error (fail closed: a user who wrote a
-RequestAuthentication must not get a mesh that ignores it, MW0127); any other is a warning
+reported, never silently ignored: a security kind is an error (fail closed: a user who writes
+a security policy must not get a mesh that ignores it, MW0127); any other is a warning
 (MW0105).
 """
 
@@ -24,6 +24,7 @@ from meshward.config import (
     mesh_config,
     metadata,
     peer_authentication,
+    request_authentication,
     service,
     virtual_service,
     workload,
@@ -69,7 +70,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("DestinationRule", _NETWORKING_ALL, destination_rule.parse),
     Kind("AuthorizationPolicy", _SECURITY, parse_annotated=authorization_policy.parse),
     Kind("AdmissionPolicy", _MESHWARD, admission_policy.parse),
-    Kind("RequestAuthentication", _SECURITY, unsupported_code="MW0127"),
+    Kind("RequestAuthentication", _SECURITY, request_authentication.parse),
     Kind("Gateway", _NETWORKING_ALL, gateway.parse),
     Kind("VirtualService", _NETWORKING_ALL, virtual_service.parse),
     Kind("ServiceEntry", _NETWORKING_ALL, unsupported_code="MW0105"),

@@ -26,6 +26,7 @@ from meshward.config.resources import (
     MeshConfig,
     Meta,
     PeerAuthentication,
+    RequestAuthentication,
     Resource,
     Service,
     Workload,
@@ -134,4 +135,7 @@ class _Assembly:
             exceptions=tuple(self.exceptions),
             gateways=tuple(r for r in resources if isinstance(r, Gateway)),
             virtual_services=tuple(r for r in resources if isinstance(r, VirtualService)),
+            request_authentications=tuple(
+                r for r in resources if isinstance(r, RequestAuthentication)
+            ),
         )

@@ -2,13 +2,16 @@
 
 Called by `meshward.config.kind`. Mesh-wide settings, named after Istio's MeshConfig fields:
 `trustDomain` (SPIFFE trust domain of every identity), `rootNamespace` (where mesh-wide
-policies live), `workloadCertTTL` (Istio's `WORKLOAD_CERT_TTL`, a Go duration) and
-`extensionProviders` (external authorization providers, config/extension_provider.py)
-and `defaultConfig.gatewayTopology.numTrustedProxies` (X-Forwarded-For hops trusted at
-gateways).
+policies live), `workloadCertTTL` (Istio's `WORKLOAD_CERT_TTL`, a Go duration),
+`extensionProviders` (external authorization providers, config/extension_provider.py),
+`defaultConfig.gatewayTopology.numTrustedProxies` (X-Forwarded-For hops trusted at
+gateways); and meshward's own `jwksFetchBlockedCidrs` (addresses the control plane never
+fetches JWKS from, checked after DNS resolution) and `jwksRefreshInterval`.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from meshward.config import duration, extension_provider, names
 from meshward.config.fields import Fields
@@ -37,6 +40,8 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> MeshConfig | None:
     ttl = _ttl(spec)
     providers = extension_provider.parse_all(spec)
     trusted = _trusted_proxies(spec)
+    blocked = _blocked(spec)
+    refresh = _refresh(spec)
     spec.finish()
     if spec.report.failed:
         return None
@@ -47,7 +52,43 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> MeshConfig | None:
         cert_ttl_seconds=DEFAULTS.cert_ttl_seconds if ttl is None else ttl,
         extension_providers=providers,
         num_trusted_proxies=trusted or 0,
+        jwks_blocked_cidrs=DEFAULTS.jwks_blocked_cidrs if blocked is None else blocked,
+        jwks_refresh_seconds=DEFAULTS.jwks_refresh_seconds if refresh is None else refresh,
     )
+
+
+def _blocked(spec: Fields) -> tuple[str, ...] | None:
+    """`jwksFetchBlockedCidrs`: where the control plane must never fetch keys from (an
+    attacker-written jwksUri aimed at a cloud metadata service, RFC 3927 link-local)."""
+    values = spec.strings("jwksFetchBlockedCidrs")
+    if values is None:
+        return None
+    blocks = []
+    for value in values:
+        try:
+            blocks.append(str(ipaddress.ip_network(value, strict=False)))
+        except ValueError:
+            spec.disallow(
+                "jwksFetchBlockedCidrs", f"{value!r} is not a CIDR block", code="MW0165"
+            )
+    return tuple(blocks)
+
+
+def _refresh(spec: Fields) -> int | None:
+    """`jwksRefreshInterval`: Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL (default 20m)."""
+    text = spec.string("jwksRefreshInterval")
+    if text is None:
+        return None
+    seconds = duration.parse_duration(text)
+    if seconds is None:
+        spec.disallow(
+            "jwksRefreshInterval", f"{text!r} is not a duration like 20m", code="MW0114"
+        )
+        return None
+    if not 10 <= seconds <= 24 * 3600:
+        spec.disallow("jwksRefreshInterval", f"{text} is outside 10s..24h", code="MW0166")
+        return None
+    return int(seconds)
 
 
 def _trusted_proxies(spec: Fields) -> int | None:

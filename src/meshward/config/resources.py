@@ -149,6 +149,20 @@ class MeshConfig:
     trust_domain: str = "cluster.local"
     root_namespace: str = "meshward-system"
     cert_ttl_seconds: int = 24 * 3600
+    # Link-local and cloud metadata addresses (169.254.169.254, fd00:ec2::254,
+    # 100.100.100.200), "this network" and multicast; loopback stays allowed so a local IdP
+    # works. Checked against every address a jwksUri host resolves to.
+    jwks_blocked_cidrs: tuple[str, ...] = (
+        "0.0.0.0/8",
+        "169.254.0.0/16",
+        "100.100.100.200/32",
+        "224.0.0.0/4",
+        "::/128",
+        "fe80::/10",
+        "fd00:ec2::254/128",
+        "ff00::/8",
+    )
+    jwks_refresh_seconds: int = 20 * 60
     extension_providers: tuple[ExtAuthzProvider, ...] = ()
     # defaultConfig.gatewayTopology.numTrustedProxies: proxies in front of the gateways
     # whose X-Forwarded-For entries are trusted (Istio's default 0: the peer is the client).
@@ -260,6 +274,42 @@ class AuthorizationPolicy:
     dry_run: bool
 
 
+@dataclass(frozen=True, slots=True)
+class JwtRuleSpec:
+    """One `jwtRules[]` entry of a RequestAuthentication, values as written (validated).
+
+    `jwks_uri` and `jwks` are "" when absent (with neither, the keys come from OIDC discovery
+    on the issuer). `from_headers` holds (name, prefix) pairs, `output_claim_to_headers`
+    (header, claim) pairs. `line` is the rule's line, for diagnostics about it.
+    """
+
+    issuer: str
+    audiences: tuple[str, ...] = ()
+    jwks_uri: str = ""
+    jwks: str = ""
+    from_headers: tuple[tuple[str, str], ...] = ()
+    from_params: tuple[str, ...] = ()
+    from_cookies: tuple[str, ...] = ()
+    output_payload_to_header: str = ""
+    forward_original_token: bool = False
+    output_claim_to_headers: tuple[tuple[str, str], ...] = ()
+    timeout_seconds: float = 5.0
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAuthentication:
+    """`security.istio.io/v1` RequestAuthentication: which JWTs a workload accepts.
+
+    `selector` None: namespace-wide (mesh-wide in the root namespace). Every policy that
+    selects a workload contributes its rules (Istio merges them).
+    """
+
+    meta: Meta
+    selector: Labels | None
+    jwt_rules: tuple[JwtRuleSpec, ...]
+
+
 AdmissionTemplate = Literal[
     "RequireStrictMtls",
     "AuthorizedCommands",
@@ -316,6 +366,7 @@ Resource = (
     | AdmissionPolicy
     | Gateway
     | VirtualService
+    | RequestAuthentication
 )
 
 
@@ -338,3 +389,4 @@ class ConfigSet:
     exceptions: tuple[ExceptionClaim, ...] = ()
     gateways: tuple[Gateway, ...] = ()
     virtual_services: tuple[VirtualService, ...] = ()
+    request_authentications: tuple[RequestAuthentication, ...] = ()

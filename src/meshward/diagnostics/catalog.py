@@ -71,7 +71,7 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0124", E, "duplicate key in one YAML mapping"),
     Code("MW0125", E, "client TLS mode or setting not yet supported; refused, not ignored"),
     Code("MW0126", W, "setting accepted but not yet enforced"),
-    Code("MW0127", E, "Istio security kind not yet supported; refused (fail closed)"),
+    Code("MW0127", E, "Istio security kind not yet supported; refused (fail closed)", retired=True),
     # MW0175-MW0189 Gateway, VirtualService, gateway Workload (config/gateway.py, ...)
     Code(
         "MW0175",
@@ -203,6 +203,14 @@ CATALOG: dict[str, Code] = _table(
         "extauthz rule file is invalid (one document, rules with allow, statuses 200-599)",
         fix="see `meshward extauthz --help` for the rule file format",
     ),
+    # MW016x-MW0174 RequestAuthentication (config/request_authentication.py)
+    Code("MW0160", E, "jwksUri is not an http or https URL"),
+    Code("MW0161", E, "inline jwks is not a JSON Web Key Set with at least one key"),
+    Code("MW0162", E, "invalid HTTP header, query parameter or cookie name in a jwtRule"),
+    Code("MW0163", E, "RequestAuthentication targetRef/targetRefs not supported; refused"),
+    Code("MW0164", E, "jwtRule timeout is not a positive duration"),
+    Code("MW0165", E, "MeshConfig jwksFetchBlockedCidrs entry is not a CIDR block"),
+    Code("MW0166", E, "MeshConfig jwksRefreshInterval out of range (10s..24h)"),
     # --- MW02xx model ----------------------------------------------------------------------
     Code("MW0201", W, "Service selects no workload"),
     Code("MW0202", W, "workload selected by a Service has no port equal to the Service targetPort"),
@@ -220,7 +228,14 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0221", W, "ALLOW rule uses HTTP-only fields; dropped on a TCP port (allows less)"),
     Code("MW0222", W, "DENY/AUDIT/CUSTOM rule uses HTTP-only fields; widened on a TCP port"),
     Code("MW0223", W, "CUSTOM policy fails closed: external authorization is not available"),
-    Code("MW0224", W, "rule uses JWT attributes; no request has them until RequestAuthentication"),
+    Code(
+        "MW0224",
+        W,
+        "rule uses JWT attributes; no RequestAuthentication selects the workload, so none has them",
+    ),
+    # MW025x RequestAuthentication (model/request_authn.py)
+    Code("MW0250", W, "RequestAuthentication selector matches no workload with a sidecar"),
+    Code("MW0251", W, "RequestAuthentication without jwtRules has no effect"),
     # --- MW026x ingress gateway (model/gateway.py)
     Code(
         "MW0260",

@@ -37,10 +37,11 @@ from meshward.config.resources import (
     AuthzRuleSpec,
     AuthzSource,
     Labels,
+    RequestAuthentication,
     selector_matches,
 )
 from meshward.diagnostics import Diagnostic
-from meshward.model import ir
+from meshward.model import ir, request_authn
 from meshward.model.authorization import (
     ACTION_ORDER,
     AuthzPolicy,
@@ -310,7 +311,11 @@ def _condition(cond: AuthzCondition, trust_domain: str) -> Condition:
 # --- findings ------------------------------------------------------------------------------
 
 
-def diagnose(idx: AuthzIndex, pods: Iterable[ir.Pod]) -> tuple[Diagnostic, ...]:
+def diagnose(
+    idx: AuthzIndex,
+    pods: Iterable[ir.Pod],
+    request_authns: Sequence[RequestAuthentication] = (),
+) -> tuple[Diagnostic, ...]:
     """MW0220-MW0224 for the policies of `idx` against the sidecar pods."""
     sidecars = [p for p in pods if p.has_sidecar]
     found: list[Diagnostic] = []
@@ -336,15 +341,23 @@ def diagnose(idx: AuthzIndex, pods: Iterable[ir.Pod]) -> tuple[Diagnostic, ...]:
             )
         if policy.action == "CUSTOM":
             found.extend(_custom_findings(idx, policy, targets))
-        if any(_uses_jwt(rule) for rule in policy.rules):
+        unauthenticated = [
+            str(pod.key)
+            for pod in targets
+            if not any(
+                request_authn.applies(r, idx.root_namespace, pod.key.namespace, pod.labels)
+                for r in request_authns
+            )
+        ]
+        if unauthenticated and any(_uses_jwt(rule) for rule in policy.rules):
             found.append(
                 finding(
                     "MW0224",
                     policy.meta,
                     "spec.rules",
-                    "requestPrincipals and request.auth.* need RequestAuthentication, which is "
-                    "not supported yet: requests carry no JWT principal, so these never match "
-                    "(and their not* forms always do)",
+                    "requestPrincipals and request.auth.* need a RequestAuthentication; none "
+                    f"selects {', '.join(unauthenticated)}: requests there carry no JWT "
+                    "principal, so these never match (and their not* forms always do)",
                 )
             )
         found.extend(_tcp_findings(policy, targets))

@@ -18,6 +18,7 @@ from meshward.config import networking
 from meshward.config.resources import GatewayRole, Labels
 from meshward.identity import SpiffeId
 from meshward.model.authorization import NO_AUTHZ, PortAuthz
+from meshward.model.request_authn import JwtRule
 
 Protocol = Literal["HTTP", "HTTP2", "GRPC", "TCP"]
 EffectiveMtls = Literal["STRICT", "PERMISSIVE", "DISABLE"]
@@ -267,6 +268,8 @@ class ProxyModel:
     admin_port: int = ADMIN_PORT
     outbound_http_port: int = OUTBOUND_HTTP_PORT
     gateway: GatewayModel | None = None
+    # RequestAuthentication rules in force on the pod's HTTP inbound ports (merged).
+    jwt_rules: tuple[JwtRule, ...] = ()
 
     def outbound_to(self, service: OutboundService) -> OutboundService | None:
         """This proxy's view of the same service port (another proxy's view has other

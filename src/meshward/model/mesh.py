@@ -21,6 +21,7 @@ from meshward.model import (
     peer_authn,
     pods,
     proxies,
+    request_authn,
     services,
     upstream_tls,
 )
@@ -49,7 +50,16 @@ def build(
         providers.usable,
         (p.name for p in mesh.extension_providers),
     )
-    sidecars = proxies.build(ir_pods, ir_services, pa, rules, mesh.trust_domain, policies)
+    sidecars = proxies.build(
+        ir_pods,
+        ir_services,
+        pa,
+        rules,
+        mesh.trust_domain,
+        policies,
+        config.request_authentications,
+        mesh.root_namespace,
+    )
     all_proxies, gateway_findings = gateway.build(
         sidecars, ir_services, config.gateways, config.virtual_services, mesh, policies
     )
@@ -61,6 +71,7 @@ def build(
         services=ir_services,
         proxies=all_proxies,
     )
+    selectable = [(p.key.namespace, p.labels) for p in ir_pods if p.has_sidecar]
     findings = (
         *pods.unplaced(config.workloads, addresses),
         *pods.diagnose(config.workloads),
@@ -68,7 +79,8 @@ def build(
         *peer_authn.diagnose(pa, ir_pods),
         *upstream_tls.diagnose(rules, ir_services, ir_pods),
         *providers.findings,
-        *authz.diagnose(policies, ir_pods),
         *gateway_findings,
+        *authz.diagnose(policies, ir_pods, config.request_authentications),
+        *request_authn.diagnose(config.request_authentications, mesh.root_namespace, selectable),
     )
     return model, findings

@@ -13,8 +13,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from meshward.config.resources import DestinationRule
-from meshward.model import authz, ir, peer_authn, upstream_tls
+from meshward.config.resources import DestinationRule, RequestAuthentication
+from meshward.model import authz, ir, peer_authn, request_authn, upstream_tls
 from meshward.model.authorization import NO_AUTHZ
 
 FIRST_FALLBACK_PORT = 20000  # where TCP binds go when the service port is taken on the pod
@@ -150,6 +150,8 @@ def build(
     rules: Sequence[DestinationRule],
     trust_domain: str,
     policies: authz.AuthzIndex | None = None,
+    request_authns: Sequence[RequestAuthentication] = (),
+    root_namespace: str = "",
 ) -> tuple[ir.ProxyModel, ...]:
     """One ProxyModel per sidecar pod, in pod-key order; `policies` fill InboundPort.authz."""
     upstreams = upstream_tls.Upstreams({p.key: p for p in pods}, pa, rules)
@@ -173,6 +175,9 @@ def build(
             trust_domain=trust_domain,
             inbound=_inbound(pod, pa, policies),
             outbound=outbound(pod),
+            jwt_rules=request_authn.compile_pod(
+                request_authns, root_namespace, pod.key.namespace, pod.labels
+            ),
         )
         for pod in sorted(pods, key=lambda p: p.key)
         if pod.has_sidecar
