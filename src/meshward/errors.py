@@ -9,7 +9,8 @@ bugs and for operational failures a caller must handle:
     │   └── AuthenticationError  a CSR caller presented no valid credential
     ├── SnapshotError          a snapshot failed its consistency check (a translator bug)
     ├── StateError             the state directory is missing, locked or corrupt
-    └── ProcessError           a supervised process (Envoy, an app) failed to start or died
+    ├── ProcessError           a supervised process (Envoy, an app) failed to start or died
+    └── JwksFetchError         a JWKS or OIDC discovery fetch failed (the last good keys stay)
 """
 
 from __future__ import annotations
@@ -41,3 +42,7 @@ class StateError(MeshwardError):
 
 class ProcessError(MeshwardError):
     """A supervised process failed to start, or exited when it should be running."""
+
+
+class JwksFetchError(MeshwardError):
+    """Fetching a key set failed: unreachable, blocked address, not a JWK Set, HTTP error."""

@@ -68,9 +68,7 @@ def _blocked(spec: Fields) -> tuple[str, ...] | None:
         try:
             blocks.append(str(ipaddress.ip_network(value, strict=False)))
         except ValueError:
-            spec.disallow(
-                "jwksFetchBlockedCidrs", f"{value!r} is not a CIDR block", code="MW0165"
-            )
+            spec.disallow("jwksFetchBlockedCidrs", f"{value!r} is not a CIDR block", code="MW0165")
     return tuple(blocks)
 
 
@@ -81,9 +79,7 @@ def _refresh(spec: Fields) -> int | None:
         return None
     seconds = duration.parse_duration(text)
     if seconds is None:
-        spec.disallow(
-            "jwksRefreshInterval", f"{text!r} is not a duration like 20m", code="MW0114"
-        )
+        spec.disallow("jwksRefreshInterval", f"{text!r} is not a duration like 20m", code="MW0114")
         return None
     if not 10 <= seconds <= 24 * 3600:
         spec.disallow("jwksRefreshInterval", f"{text} is outside 10s..24h", code="MW0166")

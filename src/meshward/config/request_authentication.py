@@ -59,9 +59,7 @@ def _rule(item: Fields) -> JwtRuleSpec | None:
         item.disallow("jwksUri", f"{jwks_uri!r} is not an http or https URL", code="MW0160")
     jwks = item.string("jwks") or ""
     if jwks and not _is_key_set(jwks):
-        item.disallow(
-            "jwks", "jwks is not a JSON Web Key Set with at least one key", code="MW0161"
-        )
+        item.disallow("jwks", "jwks is not a JSON Web Key Set with at least one key", code="MW0161")
     from_headers = tuple(h for h in (_from_header(h) for h in item.items("fromHeaders") or ()) if h)
     from_params = item.strings("fromParams") or ()
     from_cookies = item.strings("fromCookies") or ()

@@ -37,9 +37,9 @@ class JwtRule:
     """One jwtRule as it applies to a sidecar.
 
     `key_source` says where its keys come from: the jwksUri, the issuer's OIDC discovery
-    document, or "inline". `jwks` is the key set JSON Envoy gets; "" while no fetch has
-    succeeded yet (Envoy then has no key and refuses every token of this rule: fail closed,
-    visible in `meshward status`). `origin` names the policy and rule for explanations.
+    document (`discovery` True), or "inline". `jwks` is the key set JSON Envoy gets; ""
+    while no fetch has succeeded yet (xds/jwt_authn.py then refuses every token of this rule:
+    fail closed, visible in `meshward status`). `origin` names the policy and rule.
     """
 
     origin: str
@@ -54,6 +54,7 @@ class JwtRule:
     forward_original_token: bool
     output_claim_to_headers: tuple[tuple[str, str], ...]
     timeout_seconds: float
+    discovery: bool = False
 
     @property
     def fetched(self) -> bool:
@@ -99,6 +100,7 @@ def compile_pod(
             forward_original_token=spec.forward_original_token,
             output_claim_to_headers=spec.output_claim_to_headers,
             timeout_seconds=spec.timeout_seconds,
+            discovery=not spec.jwks and not spec.jwks_uri,
         )
         for policy in chosen
         for index, spec in enumerate(policy.jwt_rules)
@@ -130,8 +132,7 @@ def diagnose(
                     "MW0251",
                     policy.meta,
                     "spec.jwtRules",
-                    "no jwtRules: this policy has no effect (no token is validated because "
-                    "of it)",
+                    "no jwtRules: this policy has no effect (no token is validated because of it)",
                 )
             )
     return tuple(found)

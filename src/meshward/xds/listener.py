@@ -26,7 +26,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from meshward.model import ir
-from meshward.xds import access_log, core, rbac, route, tls
+from meshward.model.request_authn import JwtRule
+from meshward.xds import access_log, core, jwt_authn, rbac, route, tls
 
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
 TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
@@ -64,6 +65,7 @@ def http_connection_manager(
     log_filter: accesslog_pb2.AccessLogFilter,
     http_filters: Sequence[hcm_pb2.HttpFilter] = (),
     edge: Edge | None = None,
+    local_reply: hcm_pb2.LocalReplyConfig | None = None,
 ) -> hcm_pb2.HttpConnectionManager:
     """The one place an HCM is built. `routes` is an inline route config or an RDS name
     (fetched over ADS); `log_filter` selects the requests its access log records.
@@ -101,6 +103,8 @@ def http_connection_manager(
         manager.forward_client_cert_details = _HCM.SANITIZE
     manager.access_log.append(access_log.access_log(direction, http=True, log_filter=log_filter))
     manager.http_filters.extend(http_filters)
+    if local_reply is not None:
+        manager.local_reply_config.CopyFrom(local_reply)
     manager.http_filters.add(name=ROUTER_FILTER, typed_config=core.pack(router_pb2.Router()))
     return manager
 
@@ -126,7 +130,12 @@ def tcp_proxy_filter(
 
 
 def _inbound_chain(
-    port: ir.InboundPort, trust_domain: str, *, mtls: bool, matched: bool
+    port: ir.InboundPort,
+    trust_domain: str,
+    *,
+    mtls: bool,
+    matched: bool,
+    jwt_rules: Sequence[JwtRule] = (),
 ) -> listener_components_pb2.FilterChain:
     http = ir.is_http(port.protocol)
     chain = listener_components_pb2.FilterChain(
@@ -148,7 +157,9 @@ def _inbound_chain(
             log_filter=access_log.inbound_filter(
                 [rbac.dry_run_stat_prefix(p) for p in port.authz.policies if p.dry_run]
             ),
-            http_filters=rbac.http_filters(port.authz),
+            # jwt_authn first: RBAC's requestPrincipals read the payload it verified.
+            http_filters=[*jwt_authn.http_filters(jwt_rules), *rbac.http_filters(port.authz)],
+            local_reply=jwt_authn.local_reply(jwt_rules) if jwt_rules else None,
         )
         chain.filters.append(hcm_filter(manager))
     else:
@@ -158,8 +169,11 @@ def _inbound_chain(
     return chain
 
 
-def inbound_listener(port: ir.InboundPort, pod: ir.Pod, trust_domain: str) -> listener_pb2.Listener:
-    """`inbound|<port>` on `pod_ip:<port>`, forwarding to cluster `inbound|<port>||`."""
+def inbound_listener(
+    port: ir.InboundPort, pod: ir.Pod, trust_domain: str, jwt_rules: Sequence[JwtRule] = ()
+) -> listener_pb2.Listener:
+    """`inbound|<port>` on `pod_ip:<port>`, forwarding to cluster `inbound|<port>||`;
+    `jwt_rules` (the pod's RequestAuthentication rules) apply on HTTP ports."""
     listener = listener_pb2.Listener(
         name=f"inbound|{port.port}",
         address=core.socket_address(pod.address.pod_ip, port.port),
@@ -173,7 +187,7 @@ def inbound_listener(port: ir.InboundPort, pod: ir.Pod, trust_domain: str) -> li
         )
     for mtls in chains:
         listener.filter_chains.append(
-            _inbound_chain(port, trust_domain, mtls=mtls, matched=matched)
+            _inbound_chain(port, trust_domain, mtls=mtls, matched=matched, jwt_rules=jwt_rules)
         )
     return listener
 

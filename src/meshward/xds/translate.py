@@ -165,7 +165,11 @@ def translate(proxy: ir.ProxyModel, shared: SharedResources | None = None) -> Tr
     # Listeners in a fixed order (inbound, HTTP proxy port, TCP ports); on an address clash
     # the earlier one wins, because Envoy would reject the later bind for the whole LDS push.
     candidates: list[tuple[str, int, listener_pb2.Listener]] = [
-        (workload, port.port, listener.inbound_listener(port, proxy.pod, proxy.trust_domain))
+        (
+            workload,
+            port.port,
+            listener.inbound_listener(port, proxy.pod, proxy.trust_domain, proxy.jwt_rules),
+        )
         for port in proxy.inbound
     ]
     if proxy.gateway is not None:

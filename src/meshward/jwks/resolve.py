@@ -1,0 +1,49 @@
+"""Fill fetched key sets into a model's JwtRules: the step between model/ and xds/.
+
+Called by the control plane after each model build and after each key-set change. The model
+is pure (it cannot fetch), so a rule whose keys come from a jwksUri or OIDC discovery leaves
+model/ with `jwks=""`; here it gets the cache's last good key set ("" while none was ever
+fetched: xds/jwt_authn.py then gives Envoy an empty key set and the rule's tokens are
+refused). Inline key sets are untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from meshward.jwks.key_sets import KeySets, Source
+from meshward.model import ir
+from meshward.model.request_authn import JwtRule
+
+
+def sources(model: ir.MeshModel) -> list[Source]:
+    """Every fetched key source the model's rules use (the smallest timeout wins)."""
+    found: dict[str, Source] = {}
+    for proxy in model.proxies:
+        for rule in proxy.jwt_rules:
+            if not rule.fetched:
+                continue
+            source = source_of(rule)
+            known = found.get(source.url)
+            if known is None or source.timeout < known.timeout:
+                found[source.url] = source
+    return sorted(found.values(), key=lambda s: s.url)
+
+
+def source_of(rule: JwtRule) -> Source:
+    return Source(rule.key_source, rule.discovery, rule.timeout_seconds)
+
+
+def resolve(model: ir.MeshModel, key_sets: KeySets) -> ir.MeshModel:
+    """The model with every fetched rule's `jwks` set from `key_sets`."""
+
+    def fill(rule: JwtRule) -> JwtRule:
+        if not rule.fetched:
+            return rule
+        return dataclasses.replace(rule, jwks=key_sets.keys(rule.key_source))
+
+    proxies = tuple(
+        dataclasses.replace(p, jwt_rules=tuple(fill(r) for r in p.jwt_rules)) if p.jwt_rules else p
+        for p in model.proxies
+    )
+    return dataclasses.replace(model, proxies=proxies)

@@ -1,0 +1,224 @@
+"""RequestAuthentication rules of one sidecar as Envoy's `envoy.filters.http.jwt_authn`.
+
+Called by listener.py for every inbound HTTP connection manager (before the RBAC filters,
+so RBAC can read the validated payload), and by the JWT tests that run it in a real Envoy.
+Input is the merged `JwtRule`s of model/request_authn.py; this module only maps them,
+following Istio's translation (pilot/pkg/security/authn policy_applier.go
+convertToEnvoyJwtConfig):
+
+- one provider per rule, named `origins-<i>`, with the rule's issuer, audiences and token
+  locations (none given: Envoy's defaults, `Authorization: Bearer` and `?access_token=`,
+  which are Istio's too); `forward` is forwardOriginalToken, `forward_payload_header`
+  outputPayloadToHeader, `claim_to_headers` outputClaimToHeaders;
+- one requirement for every path: `requires_any [origins-0, ..., allow_missing]` — a
+  request without a token passes with no identity, a token that is present must satisfy one
+  provider or the request gets 401 (Istio's "present token must be valid");
+- every provider writes the verified payload to dynamic metadata
+  `envoy.filters.http.jwt_authn` / `payload` (`payload_in_metadata`), where xds/rbac.py's
+  requestPrincipals and request.auth.* matchers read it; `scope` and `permission` claims
+  are split at spaces into lists there (`normalize_payload_in_metadata`, as Istio does), so
+  `request.auth.claims[scope]` matches one scope;
+- keys are always inline (`local_jwks`): the control plane fetched them (jwks/), so Envoy
+  never fetches by itself and a failed fetch never empties a key set that worked.
+
+A rule whose keys were never fetched (`jwks == ""`) fails closed without a made-up key set
+(Envoy refuses an empty one): it gets no provider, so a token for its issuer in a location
+that another provider reads is refused as an unknown issuer (401); in a location that only
+unfetched rules read, an RBAC DENY engine (`meshward_jwt_nokeys_`) refuses any token there,
+and the local reply turns that into 401 too. `meshward status` says which source has no keys.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from envoy.config.accesslog.v3 import accesslog_pb2
+from envoy.config.core.v3 import base_pb2
+from envoy.config.rbac.v3 import rbac_pb2
+from envoy.config.route.v3 import route_components_pb2
+from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2 as jwt_pb2
+from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.type.matcher.v3 import metadata_pb2, regex_pb2, string_pb2, value_pb2
+from google.protobuf import empty_pb2, wrappers_pb2
+
+from meshward.model.request_authn import JwtRule
+from meshward.xds import core, rbac
+
+JWT_FILTER = rbac.JWT_FILTER
+PAYLOAD_KEY = rbac.JWT_PAYLOAD
+NO_KEYS_POLICY = "jwt-no-keys"
+NO_KEYS_STAT_PREFIX = "meshward_jwt_nokeys_"
+FAILED_STATUS_KEY = "failed_status"
+AUDIENCE_FAILURE = "Audiences in Jwt are not allowed"  # jwt_verify_lib getStatusString
+# Istio's list (authn `SpaceDelimitedClaims`): OAuth 2.0 `scope` (RFC 8693 §4.2) and
+# `permission` are space-separated strings that policies match one element at a time.
+SPACE_DELIMITED_CLAIMS = ("scope", "permission")
+
+
+def provider_name(index: int) -> str:
+    return f"origins-{index}"
+
+
+def provider(rule: JwtRule) -> jwt_pb2.JwtProvider:
+    """One rule as a provider (keys inline; see the module docstring)."""
+    result = jwt_pb2.JwtProvider(
+        issuer=rule.issuer,
+        audiences=list(rule.audiences),
+        local_jwks=base_pb2.DataSource(inline_string=rule.jwks),
+        forward=rule.forward_original_token,
+        from_params=list(rule.from_params),
+        from_cookies=list(rule.from_cookies),
+        forward_payload_header=rule.output_payload_to_header,
+        payload_in_metadata=PAYLOAD_KEY,
+        failed_status_in_metadata=FAILED_STATUS_KEY,
+    )
+    for name, prefix in rule.from_headers:
+        result.from_headers.add(name=name, value_prefix=prefix)
+    for header, claim in rule.output_claim_to_headers:
+        result.claim_to_headers.add(header_name=header, claim_name=claim)
+    result.normalize_payload_in_metadata.space_delimited_claims.extend(SPACE_DELIMITED_CLAIMS)
+    return result
+
+
+def authentication(rules: Sequence[JwtRule]) -> jwt_pb2.JwtAuthentication:
+    """The whole filter config: providers and the one requires_any requirement."""
+    config = jwt_pb2.JwtAuthentication(bypass_cors_preflight=True)
+    anyone = jwt_pb2.JwtRequirementOrList()
+    for index, rule in enumerate(rules):
+        config.providers[provider_name(index)].CopyFrom(provider(rule))
+        anyone.requirements.add(provider_name=provider_name(index))
+    anyone.requirements.add(allow_missing=empty_pb2.Empty())
+    config.rules.add(
+        match=route_components_pb2.RouteMatch(prefix="/"),
+        requires=jwt_pb2.JwtRequirement(requires_any=anyone),
+    )
+    return config
+
+
+def http_filters(rules: Sequence[JwtRule]) -> list[hcm_pb2.HttpFilter]:
+    """The jwt_authn filter (rules with keys) and the no-keys backstop, or nothing when no
+    RequestAuthentication selects the pod."""
+    if not rules:
+        return []
+    keyed = [r for r in rules if r.jwks]
+    # requires_any needs two entries: with no rule keyed yet there is no jwt_authn filter
+    # (no identity can come from anywhere) and only the backstop below.
+    filters = (
+        [hcm_pb2.HttpFilter(name=JWT_FILTER, typed_config=core.pack(authentication(keyed)))]
+        if keyed
+        else []
+    )
+    unread = unread_locations(rules)
+    if unread:
+        filters.append(_no_keys_filter(unread))
+    return filters
+
+
+def unread_locations(rules: Sequence[JwtRule]) -> list[Location]:
+    """Token locations of rules without keys that no rule with keys reads."""
+    read = {location for rule in rules if rule.jwks for location in locations(rule)}
+    return sorted(
+        {location for rule in rules if not rule.jwks for location in locations(rule)} - read
+    )
+
+
+Location = tuple[str, str, str]  # ("header", name, prefix) | ("param", name, "") | ("cookie", ...)
+
+
+def locations(rule: JwtRule) -> list[Location]:
+    """Where a rule reads tokens; none written means Envoy's (and Istio's) defaults."""
+    found: list[Location] = [("header", n.lower(), p) for n, p in rule.from_headers]
+    found += [("param", n, "") for n in rule.from_params]
+    found += [("cookie", n, "") for n in rule.from_cookies]
+    return found or [("header", "authorization", "Bearer "), ("param", "access_token", "")]
+
+
+def _location_matcher(location: Location) -> route_components_pb2.HeaderMatcher:
+    kind, name, prefix = location
+    if kind == "header":
+        if prefix:
+            return route_components_pb2.HeaderMatcher(
+                name=name, string_match=string_pb2.StringMatcher(prefix=prefix)
+            )
+        return route_components_pb2.HeaderMatcher(name=name, present_match=True)
+    if kind == "param":
+        pattern = rf".*[?&]{re.escape(name)}=.*"
+        header = ":path"
+    else:
+        pattern = rf"(.*;\s*)?{re.escape(name)}=.*"
+        header = "cookie"
+    return route_components_pb2.HeaderMatcher(
+        name=header,
+        string_match=string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=pattern)),
+    )
+
+
+def _no_keys_filter(unread: Sequence[Location]) -> hcm_pb2.HttpFilter:
+    any_token = rbac_pb2.Permission(
+        or_rules=rbac_pb2.Permission.Set(
+            rules=[rbac_pb2.Permission(header=_location_matcher(loc)) for loc in unread]
+        )
+    )
+    policy = rbac_pb2.Policy(permissions=[any_token], principals=[rbac_pb2.Principal(any=True)])
+    config = http_rbac_pb2.RBAC(
+        rules=rbac_pb2.RBAC(action=rbac_pb2.RBAC.DENY, policies={NO_KEYS_POLICY: policy}),
+        rules_stat_prefix=NO_KEYS_STAT_PREFIX,
+    )
+    return hcm_pb2.HttpFilter(name=rbac.HTTP_RBAC, typed_config=core.pack(config))
+
+
+def local_reply(rules: Sequence[JwtRule]) -> hcm_pb2.LocalReplyConfig:
+    """Envoy answers a token with none of the rule's audiences 403; every other invalid
+    token gets 401. A token for the wrong audience is an invalid token, not a lack of
+    permission (RFC 6750 §3.1 `invalid_token` → 401; Istio documents "a request with an
+    invalid token is rejected with 401"), so a jwt_authn rejection is always 401: a 403 local
+    reply with a jwt_authn failure status in the metadata becomes 401. RBAC's own 403 carries
+    no such status and stays 403."""
+    failed = accesslog_pb2.AccessLogFilter(
+        metadata_filter=accesslog_pb2.MetadataFilter(
+            matcher=metadata_pb2.MetadataMatcher(
+                filter=JWT_FILTER,
+                path=[
+                    metadata_pb2.MetadataMatcher.PathSegment(key=FAILED_STATUS_KEY),
+                    metadata_pb2.MetadataMatcher.PathSegment(key="message"),
+                ],
+                value=value_pb2.ValueMatcher(
+                    string_match=string_pb2.StringMatcher(exact=AUDIENCE_FAILURE)
+                ),
+            ),
+            match_if_key_not_found=wrappers_pb2.BoolValue(value=False),
+        )
+    )
+    forbidden = accesslog_pb2.AccessLogFilter(
+        status_code_filter=accesslog_pb2.StatusCodeFilter(
+            comparison=accesslog_pb2.ComparisonFilter(
+                op=accesslog_pb2.ComparisonFilter.EQ,
+                value=base_pb2.RuntimeUInt32(default_value=403, runtime_key="meshward.jwt_403"),
+            )
+        )
+    )
+    # The backstop's denials: a 403 for a request carrying a token where only unfetched
+    # rules look (the RBAC filter's own metadata is not yet set when its local reply is
+    # mapped, so the same header matchers select it here).
+    no_keys = [
+        accesslog_pb2.AccessLogFilter(
+            header_filter=accesslog_pb2.HeaderFilter(header=_location_matcher(location))
+        )
+        for location in unread_locations(rules)
+    ]
+    either = (
+        accesslog_pb2.AccessLogFilter(or_filter=accesslog_pb2.OrFilter(filters=[failed, *no_keys]))
+        if no_keys
+        else failed
+    )
+    mapper = hcm_pb2.ResponseMapper(
+        filter=accesslog_pb2.AccessLogFilter(
+            and_filter=accesslog_pb2.AndFilter(filters=[forbidden, either])
+        ),
+        status_code=wrappers_pb2.UInt32Value(value=401),
+    )
+    return hcm_pb2.LocalReplyConfig(mappers=[mapper])
