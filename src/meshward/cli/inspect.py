@@ -72,6 +72,7 @@ def status_value(state: StateDir) -> dict[str, Any]:
         "findings": plane.get("findings") or [],
         "limitations": runner.get("limitations") or [],
         "pods": pods,
+        "jwks": plane.get("jwks") or [],
     }
 
 
@@ -108,6 +109,8 @@ def print_status(state: StateDir) -> None:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+    for source in value["jwks"]:
+        print(f"jwks: {jwks_line(source)}")
     for line in value["refused"]:
         print(f"refused: {line}")
     for line in value["findings"]:
@@ -176,3 +179,19 @@ def verify(args: argparse.Namespace) -> int:
     else:
         print(verify_report.as_text(results))
     return 0 if verify_report.passed(results) else 1
+
+
+def jwks_line(source: dict[str, Any]) -> str:
+    """One key source as `status` and `verify` show it (state from jwks/key_sets.py)."""
+    kind = "discovery " if source.get("discovery") else ""
+    kids = ", ".join(source.get("kids") or []) or "none"
+    text = (
+        f"{kind}{source['source']}: {source['state']} (kids: {kids}; fetches {source['fetches']})"
+    )
+    if source.get("state") == "no-keys":
+        text += " - tokens for this rule are refused until a fetch succeeds"
+    elif source.get("state") == "stale":
+        text += " - last good keys stay in force"
+    if source.get("error"):
+        text += f"; last error ({source['failures']} in a row): {source['error']}"
+    return text

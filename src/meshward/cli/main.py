@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshward.cli import admission, analyze, authz, extauthz, inspect, lifecycle, secret
+from meshward.cli import admission, analyze, authz, extauthz, inspect, lifecycle, secret, token
 from meshward.runner.network import DEFAULT_POOL
 
 
@@ -139,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     extauthz.add_parser(extauthz_)
+    token.add_parser(commands, common)
 
     secret.add_commands(commands, common)
 
@@ -179,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "admission": admission.audit,
         "extauthz": extauthz.run,
         "secret": secret.run,
+        "token": token.issue,
     }
     try:
         return handlers[args.command](args)

@@ -25,10 +25,13 @@ from meshward.ca.authority import CertificateAuthority
 from meshward.config import ConfigSet, load
 from meshward.diagnostics import Level, has_errors
 from meshward.errors import SnapshotError
-from meshward.model import build
+from meshward.jwks import resolve
+from meshward.jwks.key_sets import KeySets
+from meshward.model import build, ir
 from meshward.server.ads import serve_ads
 from meshward.server.ca_service import serve_ca
 from meshward.server.cache import SnapshotCache
+from meshward.server.jwks_watch import UnknownKidWatch
 from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
 from meshward.state.records import read_json, write_json
@@ -38,6 +41,7 @@ from meshward.xds.translate import SharedResources, translate
 log = logging.getLogger("meshward.control-plane")
 
 DEBOUNCE_SECONDS = 0.1
+JWKS_TICK_SECONDS = 0.25  # how often due key sets are fetched and sidecar logs skimmed
 
 
 @dataclass
@@ -57,6 +61,12 @@ class ControlPlane:
     # Outbound clusters and routes shared by many proxies, translated once (kept across
     # reloads: an unchanged service is not translated again).
     shared: SharedResources = field(default_factory=SharedResources)
+    # JWKS of the RequestAuthentications in force: fetched here, inlined into snapshots.
+    key_sets: KeySets = field(default_factory=lambda: KeySets(20 * 60, ()))
+    # The last good model before key sets are filled in (jwks/resolve.py), re-translated
+    # when a key set changes; `model_findings` are its config and model findings.
+    model: ir.MeshModel | None = None
+    model_findings: list[str] = field(default_factory=list)
     _reload: asyncio.Event = field(default_factory=asyncio.Event)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -83,8 +93,9 @@ class ControlPlane:
         self.reload()
         publisher = asyncio.create_task(self._publish_status(ca_port))
         reloader = asyncio.create_task(self._reload_loop())
+        jwks = asyncio.create_task(self._jwks_loop())
         await self._stop.wait()
-        for task in (publisher, reloader):
+        for task in (publisher, reloader, jwks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -122,9 +133,26 @@ class ControlPlane:
             self.refused = [str(d) for d in diagnostics]
             log.error("model refused; last good configuration stays in force")
             return
+        self.key_sets.refresh_seconds = config.mesh.jwks_refresh_seconds
+        self.key_sets.blocked = config.mesh.jwks_blocked_cidrs
+        self.key_sets.track(resolve.sources(model))
+        self.model = model
+        self.model_findings = [str(d) for d in (*config.diagnostics, *diagnostics)]
+        self.serve_model()
+        self.refused = []
+        self.last_good = config
+        self.generation += 1
+        self.mesh_generation = mesh.generation
+        log.info("generation %d: %d proxies", self.generation, len(model.proxies))
+
+    def serve_model(self) -> None:
+        """Translate the last good model, with the current key sets, into the cache."""
+        if self.model is None:
+            return
+        model = resolve.resolve(self.model, self.key_sets)
         snapshots: dict[str, Snapshot] = {}
         errors: dict[str, str] = {}
-        findings = [str(d) for d in (*config.diagnostics, *diagnostics)]
+        findings = list(self.model_findings)
         for proxy in model.proxies:
             try:
                 translation = translate(proxy, self.shared)
@@ -136,13 +164,23 @@ class ControlPlane:
             findings += [f"{proxy.node_id}: {d}" for d in translation.diagnostics]
         self.shared.sweep()
         self.cache.set_snapshots(snapshots)
-        self.refused = []
-        self.last_good = config
         self.translation_errors = errors
         self.findings = findings
-        self.generation += 1
-        self.mesh_generation = mesh.generation
-        log.info("generation %d: %d proxies", self.generation, len(snapshots))
+
+    async def _jwks_loop(self) -> None:
+        """Fetch due key sets (in a worker thread: a slow IdP never blocks xDS), bring them
+        forward when a sidecar refused an unknown kid, and push when a key set changed."""
+        watch = UnknownKidWatch(self.state.logs)
+        while True:
+            await asyncio.sleep(JWKS_TICK_SECONDS)
+            if watch.poll():
+                self.key_sets.unknown_kid(time.time())
+            changed = False
+            for source in self.key_sets.due(time.time()):
+                changed |= await asyncio.to_thread(self.key_sets.fetch, source, time.time())
+            if changed:
+                log.info("key set changed; pushing")
+                self.serve_model()
 
     async def _publish_status(self, ca_port: int) -> None:
         previous: Any = None
@@ -156,6 +194,7 @@ class ControlPlane:
                 "translation_errors": self.translation_errors,
                 "findings": self.findings,
                 "ca_port": ca_port,
+                "jwks": self.key_sets.status(),
                 "proxies": self.cache.status_json(),
             }
             if status != previous:

@@ -53,6 +53,9 @@ PAYLOAD_KEY = rbac.JWT_PAYLOAD
 NO_KEYS_POLICY = "jwt-no-keys"
 NO_KEYS_STAT_PREFIX = "meshward_jwt_nokeys_"
 FAILED_STATUS_KEY = "failed_status"
+# Envoy's response-code details when a token's kid (or alg) is not in the key set: the IdP
+# rotated and the control plane has not fetched the new key yet (server/jwks_watch.py).
+UNKNOWN_KID_DETAIL = "Jwks_doesn't_have_key_to_match_kid_or_alg_from_Jwt"
 AUDIENCE_FAILURE = "Audiences in Jwt are not allowed"  # jwt_verify_lib getStatusString
 # Istio's list (authn `SpaceDelimitedClaims`): OAuth 2.0 `scope` (RFC 8693 §4.2) and
 # `permission` are space-separated strings that policies match one element at a time.
