@@ -191,6 +191,18 @@ def _run(
     after = _jwks_status(mesh)[0]
     assert after["changes"] == before + 1 and new_kid in after["kids"]
 
+    # `authz explain --jwt` checks the token against the fetched keys, like the sidecar.
+    explain = ("authz", "explain", "--from", "client", "-n", "open", "--to", "httpbin.strict:8000")
+    valid = mesh.cli(*explain, "--path", "/headers", "--jwt", rotated)
+    assert valid.returncode == 0, valid.stderr
+    assert f"  principal: {issuer}/alice" in valid.stdout
+    assert "  decision: ALLOW" in valid.stdout
+    assert "  by:       ALLOW policy strict/httpbin-users rule[1]" in valid.stdout
+    expired = mesh.cli(*explain, "--path", "/get", "--jwt", forged["expired"], "--exit-code")
+    assert expired.returncode == 1
+    assert "  jwt:      INVALID: Jwt is expired" in expired.stdout
+    assert "  decision: REFUSED (401)" in expired.stdout
+
     # The IdP goes away: a refresh fails, the last good keys stay, status says so.
     idp.terminate()
     idp.wait(timeout=10)

@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
+import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,11 +28,13 @@ from meshward.cli.lifecycle import print_diagnostics
 from meshward.config import load
 from meshward.config.store import merge, read_paths, read_store, write_store
 from meshward.diagnostics import has_errors
+from meshward.jwks import resolve, validate
 from meshward.model import build
 from meshward.model.authz_eval import Decision, Request, evaluate
 from meshward.model.ir import InboundPort, MeshModel, OutboundService, Pod, is_http
 from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
+from meshward.state.records import read_json
 from meshward.verify import access_log
 from meshward.xds import ext_authz
 from meshward.xds.access_log import INBOUND_SAMPLED_PERCENT
@@ -161,7 +165,17 @@ def explain(args: argparse.Namespace) -> int:
             return 1
         principal, ip, who = caller
         request = _request(args, target, principal, ip)
+        token_lines: list[str] = []
+        if getattr(args, "jwt", None):
+            checked = _with_token(model, state, target, request, args.jwt)
+            if isinstance(checked, list):
+                lines = _explain_head(target, who, request) + checked
+                print("\n".join(lines) + "\n")
+                denied = True
+                continue
+            request, token_lines = checked
         lines, refused = _explain_one(target, who, principal, request)
+        lines[3:3] = token_lines
         text = "\n".join(lines[1:])
         if text in seen:  # replicas with the same policies give the same answer
             continue
@@ -171,17 +185,58 @@ def explain(args: argparse.Namespace) -> int:
     return 1 if denied and args.exit_code else 0
 
 
-def _explain_one(
-    target: Target, who: str, principal: str, request: Request
-) -> tuple[list[str], bool]:
+def _explain_head(target: Target, who: str, request: Request) -> list[str]:
     port = target.port
     verb = f"{request.method} {request.path}" if request.is_http else "TCP connection"
-    lines = [
+    return [
         f"{verb} → {target.service.fqdn}:{target.service.port} "
         f"(pod {target.pod.key}, port {port.port} {port.protocol})",
         f"  caller:   {who}",
         f"  mTLS:     {port.mtls} ({port.mtls_source})",
     ]
+
+
+def _with_token(
+    model: MeshModel, state: StateDir, target: Target, request: Request, token: str
+) -> tuple[Request, list[str]] | list[str]:
+    """The request with the token's identity (and the lines saying so), or the lines of a
+    refusal (401): the token is checked like the sidecar's jwt_authn does (jwks/validate.py)
+    against the key sets the control plane fetched (control-plane.json)."""
+    proxy = next((p for p in model.proxies if p.pod.key == target.pod.key), None)
+    if proxy is None or not proxy.jwt_rules or not request.is_http:
+        return request, [
+            "  jwt:      not checked: no RequestAuthentication selects this "
+            "workload (or the port is TCP), so the token is no identity"
+        ]
+    published = {
+        source["source"]: source.get("jwks") or ""
+        for source in (read_json(state.control_plane) or {}).get("jwks") or []
+    }
+    resolved = resolve.resolve(
+        dataclasses.replace(model, proxies=(proxy,)), lambda url: published.get(url, "")
+    )
+    verdict = validate.check(token, resolved.proxies[0].jwt_rules, time.time())
+    if not verdict.valid:
+        return [
+            f"  jwt:      INVALID: {verdict.reason}",
+            "  decision: REFUSED (401) by jwt_authn, before any AuthorizationPolicy",
+        ]
+    claims = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(verdict.claims.items()))
+    lines = [
+        f"  jwt:      valid ({verdict.reason})",
+        f"  principal: {verdict.principal}",
+        f"  claims:   {claims}",
+    ]
+    return dataclasses.replace(
+        request, request_principal=verdict.principal, claims=dict(verdict.claims)
+    ), lines
+
+
+def _explain_one(
+    target: Target, who: str, principal: str, request: Request
+) -> tuple[list[str], bool]:
+    port = target.port
+    lines = _explain_head(target, who, request)
     if port.mtls == "STRICT" and not principal:
         lines.append("  decision: REFUSED at the TLS handshake: STRICT requires a mesh certificate")
         return lines, True

@@ -109,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--path", default="/")
     explain.add_argument("--header", action="append", metavar="NAME=VALUE")
     explain.add_argument("--source-ip", help="the caller's address (default: its pod's)")
+    explain.add_argument(
+        "--jwt",
+        metavar="TOKEN",
+        help="a bearer token: checked against the fetched JWKS like the sidecar does; its "
+        "principal and claims are used",
+    )
     explain.add_argument("--exit-code", action="store_true", help="exit 1 when denied")
     check = authz_commands.add_parser(
         "check", parents=[common], help="policies in force in a sidecar's live Envoy config"

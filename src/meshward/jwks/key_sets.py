@@ -125,7 +125,8 @@ class KeySets:
         for entry in self._entries.values():
             if entry.failures or entry.fetched_at is None:
                 continue  # backoff or first fetch already governs when it runs
-            soonest = max(now, (entry.attempted_at or now) + UNKNOWN_KID_MIN_GAP)
+            last = entry.attempted_at if entry.attempted_at is not None else now
+            soonest = max(now, last + UNKNOWN_KID_MIN_GAP)
             if soonest < entry.next_at:
                 entry.next_at = soonest
                 moved += 1
@@ -144,6 +145,7 @@ class KeySets:
                 "discovery": e.source.discovery,
                 "state": _state(e),
                 "kids": sorted(e.kids),
+                "jwks": e.jwks,  # public keys: `authz explain --jwt` checks tokens with them
                 "fetched_at": e.fetched_at,
                 "attempted_at": e.attempted_at,
                 "error": e.error,

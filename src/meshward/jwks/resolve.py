@@ -10,8 +10,9 @@ refused). Inline key sets are untouched.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
-from meshward.jwks.key_sets import KeySets, Source
+from meshward.jwks.key_sets import Source
 from meshward.model import ir
 from meshward.model.request_authn import JwtRule
 
@@ -34,13 +35,14 @@ def source_of(rule: JwtRule) -> Source:
     return Source(rule.key_source, rule.discovery, rule.timeout_seconds)
 
 
-def resolve(model: ir.MeshModel, key_sets: KeySets) -> ir.MeshModel:
-    """The model with every fetched rule's `jwks` set from `key_sets`."""
+def resolve(model: ir.MeshModel, keys: Callable[[str], str]) -> ir.MeshModel:
+    """The model with every fetched rule's `jwks` set from `keys` (source URL → key set
+    JSON, "" for none): `KeySets.keys` in the control plane, the published status in the CLI."""
 
     def fill(rule: JwtRule) -> JwtRule:
         if not rule.fetched:
             return rule
-        return dataclasses.replace(rule, jwks=key_sets.keys(rule.key_source))
+        return dataclasses.replace(rule, jwks=keys(rule.key_source))
 
     proxies = tuple(
         dataclasses.replace(p, jwt_rules=tuple(fill(r) for r in p.jwt_rules)) if p.jwt_rules else p

@@ -61,6 +61,7 @@ from meshward.model.authorization import (
     StringMatch,
 )
 from meshward.model.authz import string_match
+from meshward.model.request_authn import SPACE_DELIMITED_CLAIMS
 
 DecisionAction = Literal["CUSTOM", "DENY", "ALLOW", "DEFAULT"]
 SPIFFE = "spiffe://"
@@ -432,6 +433,8 @@ def _claim(request: Request, path: Sequence[str]) -> object:
         if not isinstance(value, Mapping) or name not in value:
             return None
         value = value[name]
+    if len(path) == 1 and path[0] in SPACE_DELIMITED_CLAIMS and isinstance(value, str):
+        return [part for part in value.split(" ") if part]
     return value
 
 

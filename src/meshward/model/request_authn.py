@@ -30,6 +30,10 @@ from meshward.diagnostics import Diagnostic
 from meshward.model.finding import finding
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"  # OpenID Connect Discovery 1.0 §4
+# Istio's list (authn `SpaceDelimitedClaims`): OAuth 2.0 `scope` (RFC 8693 §4.2) and
+# `permission` are space-separated strings that policies match one element at a time; the
+# sidecar splits them into lists (xds/jwt_authn.py) and the evaluator does the same.
+SPACE_DELIMITED_CLAIMS = ("scope", "permission")
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,7 +149,7 @@ class ControlPlane:
         """Translate the last good model, with the current key sets, into the cache."""
         if self.model is None:
             return
-        model = resolve.resolve(self.model, self.key_sets)
+        model = resolve.resolve(self.model, self.key_sets.keys)
         snapshots: dict[str, Snapshot] = {}
         errors: dict[str, str] = {}
         findings = list(self.model_findings)

@@ -45,7 +45,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.type.matcher.v3 import metadata_pb2, regex_pb2, string_pb2, value_pb2
 from google.protobuf import empty_pb2, wrappers_pb2
 
-from meshward.model.request_authn import JwtRule
+from meshward.model.request_authn import SPACE_DELIMITED_CLAIMS, JwtRule
 from meshward.xds import core, rbac
 
 JWT_FILTER = rbac.JWT_FILTER
@@ -57,9 +57,6 @@ FAILED_STATUS_KEY = "failed_status"
 # rotated and the control plane has not fetched the new key yet (server/jwks_watch.py).
 UNKNOWN_KID_DETAIL = "Jwks_doesn't_have_key_to_match_kid_or_alg_from_Jwt"
 AUDIENCE_FAILURE = "Audiences in Jwt are not allowed"  # jwt_verify_lib getStatusString
-# Istio's list (authn `SpaceDelimitedClaims`): OAuth 2.0 `scope` (RFC 8693 §4.2) and
-# `permission` are space-separated strings that policies match one element at a time.
-SPACE_DELIMITED_CLAIMS = ("scope", "permission")
 
 
 def provider_name(index: int) -> str:
