@@ -62,6 +62,7 @@ class KeySets:
     refresh_seconds: float
     blocked: Sequence[str]
     fetcher: Fetcher = fetch.key_set
+    resolver: fetch.Resolver = fetch.system_resolver
     _entries: dict[str, _Entry] = field(default_factory=dict)
 
     def track(self, sources: Iterable[Source]) -> None:
@@ -89,6 +90,7 @@ class KeySets:
                 discovery=source.discovery,
                 timeout=source.timeout,
                 blocked=tuple(self.blocked),
+                resolver=self.resolver,
             )
         except JwksFetchError as error:
             self.record_failure(source.url, now, str(error))

@@ -10,8 +10,9 @@ refused). Inline key sets are untouched.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from meshward.jwks import fetch
 from meshward.jwks.key_sets import Source
 from meshward.model import ir
 from meshward.model.request_authn import JwtRule
@@ -29,6 +30,31 @@ def sources(model: ir.MeshModel) -> list[Source]:
             if known is None or source.timeout < known.timeout:
                 found[source.url] = source
     return sorted(found.values(), key=lambda s: s.url)
+
+
+def mesh_resolver(
+    model: ir.MeshModel, fallback: fetch.Resolver = fetch.system_resolver
+) -> fetch.Resolver:
+    """Resolve mesh service names (`idp.auth.svc.cluster.local`, `idp.auth.svc`,
+    `idp.auth`) to their pods' addresses, anything else with `fallback` (system DNS). The
+    control plane runs outside every pod and has no mesh DNS, yet an IdP often runs in the
+    mesh (the example's `auth/idp`, a workload without a sidecar that listens on its pod
+    address). The service port must equal the pod port. Blocked CIDRs apply to these
+    addresses like to any other."""
+    names: dict[str, tuple[str, ...]] = {}
+    for service in model.services:
+        addresses = tuple(
+            pod.address.pod_ip for key in service.pods if (pod := model.pod(key)) is not None
+        )
+        short = f"{service.name}.{service.namespace}"
+        for name in (short, f"{short}.svc", service.fqdn):
+            names[name] = addresses
+
+    def resolver(host: str, port: int) -> Sequence[str]:
+        found = names.get(host.lower().rstrip("."))
+        return found if found is not None else fallback(host, port)
+
+    return resolver
 
 
 def source_of(rule: JwtRule) -> Source:

@@ -135,6 +135,7 @@ class ControlPlane:
             return
         self.key_sets.refresh_seconds = config.mesh.jwks_refresh_seconds
         self.key_sets.blocked = config.mesh.jwks_blocked_cidrs
+        self.key_sets.resolver = resolve.mesh_resolver(model)
         self.key_sets.track(resolve.sources(model))
         self.model = model
         self.model_findings = [str(d) for d in (*config.diagnostics, *diagnostics)]

@@ -29,6 +29,7 @@ import base64
 import hmac
 import json
 import signal
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -153,7 +154,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9443, help="0 picks a free port")
-    parser.add_argument("--key-dir", type=Path, required=True, help="the key store directory")
+    parser.add_argument(
+        "--key-dir",
+        type=Path,
+        help="the key store directory (`meshward token issue --key-dir` signs with it); "
+        "default: a private temporary one, removed on exit",
+    )
     parser.add_argument("--issuer", default="", help="default: http://HOST:PORT")
     parser.add_argument("--alg", choices=keys.ALGORITHMS, default="RS256")
     parser.add_argument(
@@ -165,8 +171,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
     parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
     options = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="meshward-idp-") as scratch:
+        _serve(options, options.key_dir or Path(scratch))
+
+
+def _serve(options: argparse.Namespace, key_dir: Path) -> None:
     idp = IdentityProvider(
-        keys.KeyStore(options.key_dir),
+        keys.KeyStore(key_dir),
         grace_seconds=options.grace,
         client_id=options.client_id,
         client_secret=options.client_secret,
