@@ -16,6 +16,8 @@ configuration stays (a provider half-read could authorize less than the user wro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from meshward.config import duration, names
 from meshward.config.document import Scalar
 from meshward.config.fields import Fields
@@ -118,7 +120,7 @@ def _body(body: Fields, name: str, kind: ExtAuthzKind, item: Fields) -> ExtAuthz
             if body.has(key):
                 body.accept(key)
                 body.disallow(key, f"{key} is for envoyExtAuthzHttp only", code="MW0106")
-        http = _HttpFields()
+        http = _Http()
     else:
         http = _http_fields(body)
     body.finish()
@@ -206,37 +208,27 @@ def _body_check(body: Fields) -> tuple[int, bool, bool]:
     return max_bytes or 8192, partial, pack
 
 
-class _HttpFields:
-    __slots__ = (
-        "additional",
-        "downstream_on_allow",
-        "downstream_on_deny",
-        "include",
-        "path_prefix",
-        "upstream_on_allow",
-    )
+@dataclass(frozen=True, slots=True)
+class _Http:
+    """The envoyExtAuthzHttp-only fields (empty for a gRPC provider)."""
 
-    def __init__(self) -> None:
-        self.path_prefix = ""
-        self.include: tuple[str, ...] = ()
-        self.additional: tuple[tuple[str, str], ...] = ()
-        self.upstream_on_allow: tuple[str, ...] = ()
-        self.downstream_on_deny: tuple[str, ...] = ()
-        self.downstream_on_allow: tuple[str, ...] = ()
+    path_prefix: str = ""
+    include: tuple[str, ...] = ()
+    additional: tuple[tuple[str, str], ...] = ()
+    upstream_on_allow: tuple[str, ...] = ()
+    downstream_on_deny: tuple[str, ...] = ()
+    downstream_on_allow: tuple[str, ...] = ()
 
 
-def _http_fields(body: Fields) -> _HttpFields:
-    http = _HttpFields()
+def _http_fields(body: Fields) -> _Http:
     prefix = body.string("pathPrefix")
     if prefix is not None and not prefix.startswith("/"):
         body.disallow("pathPrefix", f"pathPrefix {prefix!r} must start with /", code="MW0196")
-    elif prefix is not None:
-        http.path_prefix = prefix
+        prefix = None
     # includeHeadersInCheck is Istio's deprecated name of includeRequestHeadersInCheck.
     include = _headers(body, "includeRequestHeadersInCheck") + _headers(
         body, "includeHeadersInCheck"
     )
-    http.include = tuple(dict.fromkeys(include))
     additional = body.string_map("includeAdditionalHeadersInCheck") or {}
     for header in additional:
         if not _header_ok(header, wildcard=False):
@@ -245,11 +237,14 @@ def _http_fields(body: Fields) -> _HttpFields:
                 f"{header!r} is not a header name",
                 code="MW0195",
             )
-    http.additional = tuple(sorted((k.lower(), v) for k, v in additional.items()))
-    http.upstream_on_allow = _headers(body, "headersToUpstreamOnAllow")
-    http.downstream_on_deny = _headers(body, "headersToDownstreamOnDeny")
-    http.downstream_on_allow = _headers(body, "headersToDownstreamOnAllow")
-    return http
+    return _Http(
+        path_prefix=prefix or "",
+        include=tuple(dict.fromkeys(include)),
+        additional=tuple(sorted((k.lower(), v) for k, v in additional.items())),
+        upstream_on_allow=_headers(body, "headersToUpstreamOnAllow"),
+        downstream_on_deny=_headers(body, "headersToDownstreamOnDeny"),
+        downstream_on_allow=_headers(body, "headersToDownstreamOnAllow"),
+    )
 
 
 def _headers(body: Fields, key: str) -> tuple[str, ...]:
