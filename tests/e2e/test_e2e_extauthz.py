@@ -8,6 +8,7 @@ counted in the server's decision log.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import socket
@@ -62,6 +63,8 @@ spec:
       headersToDownstreamOnDeny: [x-denied-by]
   - name: ext-down
     envoyExtAuthzGrpc: {service: extauthz.auth, port: 9002, timeout: 1s}
+  - name: ext-oauth
+    envoyExtAuthzGrpc: {service: oauth.auth, port: 9000, timeout: 3s}
   - name: ext-down-open
     envoyExtAuthzGrpc: {service: extauthz.auth, port: 9002, timeout: 1s, failOpen: true}
 ---
@@ -136,6 +139,43 @@ spec:
   - from: [{source: {ipBlocks: ["127.0.0.0/8"]}}]
 """
 
+# OAuth 2.0 token introspection (RFC 7662) against the IdP sample: `oauth` runs the
+# introspection plugin and reaches the IdP (no sidecar) through its own sidecar.
+OAUTH = """\
+---
+apiVersion: meshward.io/v1alpha1
+kind: Workload
+metadata: {name: idp, namespace: auth, labels: {app: idp}}
+spec:
+  sidecar: false
+  ports: [{name: http, port: 9443}]
+  command: ["python", "-m", "meshward.samples.idp"]
+  args: ["--host", "$(MESHWARD_APP_HOST)", "--port", "9443",
+         "--issuer", "http://idp.auth.svc.cluster.local:9443"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: idp, namespace: auth}
+spec: {selector: {app: idp}, ports: [{name: http, port: 9443}]}
+---
+apiVersion: meshward.io/v1alpha1
+kind: Workload
+metadata: {name: oauth, namespace: auth, labels: {app: oauth}}
+spec:
+  serviceAccount: oauth
+  ports: [{name: grpc, port: 9000}]
+  command: ["python", "-m", "meshward.cli.main", "extauthz"]
+  args: ["--listen", "$(MESHWARD_APP_HOST):9000", "--plugin", "introspection",
+         "--introspection-url", "http://idp.auth.svc.cluster.local:9443/introspect",
+         "--client-id", "meshward-dev", "--client-secret", "meshward-dev-secret",
+         "--require-claim", "team=blue"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: oauth, namespace: auth}
+spec: {selector: {app: oauth}, ports: [{name: grpc, port: 9000}]}
+"""
+
 # An ingress gateway consults the provider too (same connection manager as a sidecar's).
 GATEWAY = """\
 ---
@@ -206,6 +246,7 @@ TARGETS = {
     "via-down": "ext-down",
     "via-down-open": "ext-down-open",
     "via-missing": "ext-missing",
+    "via-oauth": "ext-oauth",
 }
 
 
@@ -219,7 +260,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     source.mkdir()
     text = MESH.replace("RULES_FILE", str(rules)).replace("LOG_FILE", str(log))
     text += "".join(TARGET.format(name=n, provider=p) for n, p in TARGETS.items())
-    text += TCP + GATEWAY
+    text += TCP + GATEWAY + OAUTH
     (source / "mesh.yaml").write_text(text)
     return source, log
 
@@ -233,6 +274,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory, files: tuple[Path, Path]) -> 
         provider = running.pod("extauthz", "auth")
         for port in (9000, 9001):
             wait_listening(provider.app_ip, port)
+        wait_listening(running.pod("oauth", "auth").app_ip, 9000)
+        wait_listening(running.pod("idp", "auth").app_ip, 9443)
         yield running
     finally:
         stop_mesh(running)
@@ -407,3 +450,39 @@ def test_the_ingress_gateway_consults_the_provider(mesh: Mesh, files: tuple[Path
         ("", "/headers", "allow"),
         ("", "/headers", "deny"),
     ]
+
+
+def idp_token(mesh: Mesh, claims: dict[str, str]) -> str:
+    """A token from the IdP sample's development token endpoint (Basic client auth)."""
+    idp = mesh.pod("idp", "auth")
+    connection = http.client.HTTPConnection(idp.app_ip, 9443, timeout=10)
+    secret = base64.b64encode(b"meshward-dev:meshward-dev-secret").decode()
+    try:
+        connection.request(
+            "POST",
+            "/token",
+            body=json.dumps({"sub": "alice", "ttl": 300, "claims": claims}),
+            headers={"Authorization": f"Basic {secret}", "Content-Type": "application/json"},
+        )
+        response = connection.getresponse()
+        assert response.status == 200
+        token: str = json.loads(response.read())["access_token"]
+        return token
+    finally:
+        connection.close()
+
+
+def test_token_introspection_against_the_idp(mesh: Mesh) -> None:
+    client = mesh.pod("client", "shop")
+    good = idp_token(mesh, {"team": "blue"})
+    status, _, body = call(client, "via-oauth", "/headers", {"authorization": f"Bearer {good}"})
+    assert status == 200, body
+    assert json.loads(body)["headers"]["X-Auth-Subject"] == "alice"
+    # Active, but without the required claim: 403; not a token the IdP issued: 401.
+    other = idp_token(mesh, {"team": "red"})
+    status, _, body = call(client, "via-oauth", "/headers", {"authorization": f"Bearer {other}"})
+    assert (status, body) == (403, b"claim team is not 'blue'\n")
+    status, headers, _ = call(client, "via-oauth", "/headers", {"authorization": "Bearer forged"})
+    assert (status, headers["www-authenticate"]) == (401, 'Bearer error="invalid_token"')
+    status, headers, _ = call(client, "via-oauth", "/headers")
+    assert (status, headers["www-authenticate"]) == (401, "Bearer")
