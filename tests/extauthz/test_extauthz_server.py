@@ -199,3 +199,60 @@ def test_cli_refuses_a_bad_rule_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "MW0197" in result.stderr and f"{rules}:2" in result.stderr
+
+
+class Own:
+    """A plugin of one's own, loaded by the CLI as MODULE:FACTORY."""
+
+    name = "own"
+
+    def check(self, facts: Facts) -> Decision:
+        if facts.path == "/own":
+            return Decision(True, 200, "own path")
+        return Decision(False, 451, "not own")
+
+
+def make_own() -> Own:
+    return Own()
+
+
+def not_a_plugin() -> object:
+    return object()
+
+
+def test_cli_serves_a_plugin_of_ones_own() -> None:
+    root = Path(__file__).parents[2]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "meshward.cli.main", "extauthz", "--listen", "127.0.0.1:0",
+         "--plugin", "tests.extauthz.test_extauthz_server:make_own"],
+        cwd=root, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert banner.startswith("meshward extauthz: plugin own, gRPC on port "), banner
+        port = int(banner.rsplit(" ", 1)[1])
+        assert check(port, "GET", "/own", "").status.code == code_pb2.OK
+        assert check(port, "GET", "/x", "").denied_response.status.code == 451
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)  # reaps it and closes its stdout pipe
+
+
+@pytest.mark.parametrize(
+    ("plugin", "message"),
+    [
+        ("tests.extauthz.nowhere:make", "cannot load plugin"),
+        ("tests.extauthz.test_extauthz_server:RULES", "is not a factory"),
+        ("tests.extauthz.test_extauthz_server:not_a_plugin", "has no `name` and `check"),
+        ("opa", "unknown plugin 'opa'"),
+    ],
+)
+def test_cli_refuses_a_plugin_it_cannot_use(plugin: str, message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "meshward.cli.main", "extauthz", "--listen", "127.0.0.1:0",
+         "--plugin", plugin],
+        cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert message in result.stderr

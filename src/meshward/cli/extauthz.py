@@ -7,6 +7,7 @@ diagnostic per problem, exit 1), then serves until interrupted.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -35,6 +36,8 @@ plugins:
                      headersToUpstream: {x-checked-by: rules}
   introspection  OAuth 2.0 token introspection (RFC 7662) of the Bearer token at
                  --introspection-url; allow when active and holding every --require-scope
+  MODULE:FACTORY your own: FACTORY() returns an object with `name` and
+                 `check(facts: meshward.extauthz.plugin.Facts) -> plugin.Decision`
 """
 
 
@@ -42,7 +45,12 @@ def add_parser(command: argparse.ArgumentParser) -> None:
     command.add_argument("--listen", metavar="ADDR:PORT", help="gRPC ext_authz address")
     command.add_argument("--http-listen", metavar="ADDR:PORT", help="HTTP ext_authz address")
     command.add_argument("--http-path-prefix", default="", help="strip this from HTTP paths")
-    command.add_argument("--plugin", choices=["rules", "introspection"], required=True)
+    command.add_argument(
+        "--plugin",
+        required=True,
+        metavar="rules|introspection|MODULE:FACTORY",
+        help="a built-in plugin, or your own: FACTORY() returns a meshward.extauthz.plugin.Plugin",
+    )
     command.add_argument("--rules", type=Path, metavar="FILE", help="rule file (rules plugin)")
     command.add_argument("--introspection-url", metavar="URL", help="RFC 7662 endpoint")
     command.add_argument("--client-id", default="", help="client id for the endpoint (Basic)")
@@ -70,6 +78,10 @@ def _usage(message: str) -> int:
 
 
 def _plugin(args: argparse.Namespace) -> Plugin | int:
+    if ":" in args.plugin:
+        return _own_plugin(args.plugin)
+    if args.plugin not in ("rules", "introspection"):
+        return _usage(f"unknown plugin {args.plugin!r}: rules, introspection or MODULE:FACTORY")
     if args.plugin == "rules":
         if args.rules is None:
             return _usage("--plugin rules needs --rules FILE")
@@ -98,6 +110,21 @@ def _plugin(args: argparse.Namespace) -> Plugin | int:
             cache_ttl_seconds=args.cache_ttl,
         )
     )
+
+
+def _own_plugin(written: str) -> Plugin | int:
+    """`MODULE:FACTORY`: import MODULE, call FACTORY() for the plugin (see plugin.py)."""
+    module_name, _, factory_name = written.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), factory_name)
+    except (ImportError, AttributeError) as error:
+        return _usage(f"cannot load plugin {written!r}: {error}")
+    if not callable(factory):
+        return _usage(f"{written} is not a factory (callable) of plugins")
+    plugin = factory()
+    if not (isinstance(getattr(plugin, "name", None), str) and callable(plugin.check)):
+        return _usage(f"{written} returned {plugin!r}, which has no `name` and `check(facts)`")
+    return plugin  # type: ignore[no-any-return]
 
 
 def _print(diagnostics: tuple[Diagnostic, ...]) -> None:
