@@ -178,7 +178,31 @@ def _run(
     )
     assert elsewhere[0] == 403
 
+    # `meshward verify` forges tokens from public information and expects 401 for each.
+    verified = mesh.cli("verify", "--json")
+    assert verified.returncode == 0, verified.stdout[-3000:]
+    probes = json.loads(verified.stdout)["probes"]
+    jwt_probes = sorted(p["target"].split(":")[0] for p in probes if p["check"] == "jwt")
+    assert jwt_probes == sorted(
+        [
+            "alg-none",
+            "bad-signature",
+            "expired",
+            "hs256-public-key",
+            "not-yet-valid",
+            "unknown-kid",
+            "wrong-audience",
+            "wrong-issuer",
+        ]
+    )
+    assert [p["passed"] for p in probes if p["check"] in ("jwt", "jwks")] == [True] * 9
+
     # Rotation: a token with the new kid is refused first, then accepted without an apply.
+    # (First let a refresh the verifier's unknown-kid probes brought forward run.)
+    deadline = time.monotonic() + 10
+    while _jwks_status(mesh)[0]["next_at"] < time.time() + 60:
+        assert time.monotonic() < deadline, _jwks_status(mesh)
+        time.sleep(0.2)
     before = _jwks_status(mesh)[0]["changes"]
     new_kid = _rotate(port)
     rotated = token()

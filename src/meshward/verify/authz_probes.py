@@ -57,7 +57,7 @@ def authz_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
         for port in proxy.inbound:
             if not port.authz.policies:
                 continue
-            service = _service_for(model, proxy, port)
+            service = service_for(model, proxy, port)
             if service is None:
                 continue
             log = state.sidecar_log(proxy.pod.key.namespace, proxy.pod.key.pod_name)
@@ -166,7 +166,8 @@ def _dry_run_probes(
     return results
 
 
-def _service_for(model: MeshModel, proxy: ProxyModel, port: InboundPort) -> OutboundService | None:
+def service_for(model: MeshModel, proxy: ProxyModel, port: InboundPort) -> OutboundService | None:
+    """The mesh service port that `port` of `proxy` serves (None if no service fronts it)."""
     if not model.proxies:
         return None
     return next(

@@ -15,6 +15,8 @@ Check = Literal[
     "authz",
     "authz-dry-run",
     "authz-custom",
+    "jwt",
+    "jwks",
 ]
 
 

@@ -31,6 +31,7 @@ from meshward.verify import access_log
 from meshward.verify.authz_probes import authz_probes
 from meshward.verify.connect import plaintext_attempt, tls_handshake
 from meshward.verify.identity import ProbeCredential, foreign, issue
+from meshward.verify.jwt_probes import jwt_probes
 from meshward.verify.probe import ProbeResult
 
 # A served certificate with less than this share of its lifetime left means rotation (at
@@ -63,6 +64,7 @@ def run_probes(state: StateDir) -> list[ProbeResult]:
             results += _port_probes(proxy, model, ca, root_path, verifier, rogue)
         results += _traffic_probes(state, model)
         results += authz_probes(state, model)
+        results += jwt_probes(state, model)
     return results
 
 
