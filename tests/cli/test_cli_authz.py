@@ -87,7 +87,9 @@ def test_preview_lists_recorded_requests_a_candidate_policy_would_deny(
         "direction": "inbound",
         "local": f"{pod_ip}:8081",
         "method": "GET",
-        "path": "/locations/1",
+        # Not /locations/*: that needs an end-user token (end-user.yaml), which the log
+        # lines below do not carry, so it is denied today already.
+        "path": "/healthz",
         "authority": "location-service.geo:8081",
     }
     log.write_text(
@@ -115,5 +117,5 @@ def test_preview_lists_recorded_requests_a_candidate_policy_would_deny(
     assert code == 1
     assert "replayed 2 recorded requests" in out
     assert "1 request(s) would be DENIED (allowed today)" in out
-    assert "GET /locations/1  from plaintext  → DENY geo/deny-plaintext rule[0]" in out
+    assert "GET /healthz  from plaintext  → DENY geo/deny-plaintext rule[0]" in out
     assert "user-service" not in out.split("would be DENIED")[1]

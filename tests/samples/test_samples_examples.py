@@ -43,6 +43,29 @@ def test_expected_documents() -> None:
         ("geo.yaml", "meshward.io/v1alpha1", "Workload", "geo", "location-service"),
         ("geo.yaml", "v1", "Service", "geo", "location-service"),
         ("legacy.yaml", "meshward.io/v1alpha1", "Workload", "legacy", "reports"),
+        ("end-user.yaml", "meshward.io/v1alpha1", "Workload", "auth", "idp"),
+        ("end-user.yaml", "v1", "Service", "auth", "idp"),
+        (
+            "end-user.yaml",
+            "security.istio.io/v1",
+            "RequestAuthentication",
+            "meshward-system",
+            "end-users",
+        ),
+        (
+            "end-user.yaml",
+            "security.istio.io/v1",
+            "AuthorizationPolicy",
+            "core",
+            "users-need-admin",
+        ),
+        (
+            "end-user.yaml",
+            "security.istio.io/v1",
+            "AuthorizationPolicy",
+            "geo",
+            "locations-need-user",
+        ),
         ("legacy.yaml", "v1", "Service", "legacy", "reports"),
         ("external-authn.yaml", "meshward.io/v1alpha1", "Workload", "core", "credentials"),
         ("external-authn.yaml", "v1", "Service", "core", "credentials"),
@@ -116,6 +139,7 @@ def test_security_and_topology_as_designed() -> None:
             "location-service": (2, True, [("http", 8081)]),
             "reports": (1, False, [("http", 8000)]),
             "credentials": (1, True, [("grpc", 9000)]),
+            "idp": (1, False, [("http", 9443)]),
         },
         [{"name": "tcp-redis", "port": 6379, "targetPort": 6379, "appProtocol": "redis"}],
     )
@@ -140,6 +164,7 @@ def test_config_loader_accepts_the_example() -> None:
         len(loaded.services),
         len(loaded.peer_authentications),
         len(loaded.authorization_policies),
+        len(loaded.request_authentications),
         loaded.mesh.trust_domain,
         [p.name for p in loaded.mesh.extension_providers],
-    ) == ((), 5, 5, 2, 7, "cluster.local", ["credentials"])
+    ) == ((), 6, 6, 2, 9, 1, "cluster.local", ["credentials"])

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from meshward.cli import analyze as analyze_command
-from meshward.cli import authz, inspect, lifecycle
+from meshward.cli import authz, end_user_demo, inspect, lifecycle
 from meshward.errors import MeshwardError
 from meshward.runner.network import Loopback
 from meshward.runner.runner import Runner
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         print()
         inspect.print_status(state)
         _wait_for_apps(state)
-        _show_request(state)
+        admin = end_user_demo.bearer(end_user_demo.token(state, "admin"))
+        _show_request(state, admin)
         _show_denial(state)
         print("\nverifying (probes derived from the effective configuration) ...\n", flush=True)
         results = run_probes(state)
@@ -96,7 +97,7 @@ def _wait_for_apps(state: StateDir, timeout: float = 20.0) -> None:
             time.sleep(0.1)
 
 
-def _show_request(state: StateDir) -> None:
+def _show_request(state: StateDir, end_user: dict[str, str]) -> None:
     """One real request through the mesh, sent from location-service's sidecar context."""
     mesh = read_mesh(state)
     callers = mesh.find("location-service", "geo") if mesh else []
@@ -105,7 +106,9 @@ def _show_request(state: StateDir) -> None:
     caller = callers[0]
     print("\nA request from geo/location-service to core/user-service, through both sidecars:")
     print(f"  GET http://user-service.core:8080/users/1   (x-api-key: {credentials.API_KEY})")
-    answer = _get_user(caller.pod_ip, {"x-api-key": credentials.API_KEY})
+    if end_user:
+        print("  Authorization: Bearer <a token for end user admin from auth/idp>")
+    answer = _get_user(caller.pod_ip, {"x-api-key": credentials.API_KEY} | end_user)
     if answer is None:
         return
     status, _, body = answer
@@ -120,6 +123,9 @@ def _show_request(state: StateDir) -> None:
     if answer is not None:
         status, authenticate, body = answer
         print(f"  HTTP {status}  WWW-Authenticate: {authenticate}  body: {body!r}")
+    end_user_demo.show(
+        state, lambda headers: _get_user(caller.pod_ip, headers), {"x-api-key": credentials.API_KEY}
+    )
 
 
 def _get_user(pod_ip: str, headers: dict[str, str]) -> tuple[int, str, str] | None:
@@ -174,6 +180,7 @@ def _show_denial(state: StateDir) -> None:
             header=None,
             source_ip=None,
             exit_code=False,
+            jwt=None,
         )
     )
     time.sleep(0.5)  # the sidecar flushes its access log every 100 ms
@@ -243,6 +250,8 @@ What to try next (in another terminal, from the repository root):
   {m} apply -f <file>                hot-apply a change (a bad one is refused, nothing lost)
   {m} authz explain --from reports -n legacy --to location-service.geo --path /admin
   {m} authz check database -n core   policies in force in its live Envoy configuration
+  curl -s -u meshward-dev:meshward-dev-secret -d '{{"sub": "admin", "aud": ["simple-system"]}}'
+       http://<auth/idp-0 address>:9443/token   an end-user token from the example's IdP
   {m} authz preview <policy.yaml>    which recorded requests a candidate policy would deny
   {m} analyze --live                 best-practice findings, each with its fix (--sarif for CI)
   {m} admission audit                violations of the admission policies in force

@@ -61,8 +61,15 @@ def authz_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
             if service is None:
                 continue
             log = state.sidecar_log(proxy.pod.key.namespace, proxy.pod.key.pod_name)
+            # A mesh caller's request is balanced over the service's replicas: the record
+            # may be in any of their logs (this proxy's first).
+            logs = [log] + [
+                state.sidecar_log(e.pod.namespace, e.pod.pod_name)
+                for e in service.endpoints
+                if e.pod != proxy.pod.key
+            ]
             for plan in _plans(model, proxy, port, service):
-                results.append(_probe(plan, proxy, port, service, log))
+                results.append(_probe(plan, proxy, port, service, logs))
             if is_http(port.protocol):
                 results += _dry_run_probes(model, proxy, port, service, log)
             if port.authz.ext_authz is not None and is_http(port.protocol):
@@ -269,7 +276,11 @@ def _example(match: StringMatch) -> str:
 
 
 def _probe(
-    plan: Plan, server: ProxyModel, port: InboundPort, service: OutboundService, log: Path
+    plan: Plan,
+    server: ProxyModel,
+    port: InboundPort,
+    service: OutboundService,
+    logs: list[Path],
 ) -> ProbeResult:
     decision = plan.decision
     what = f"{plan.request.method} {plan.request.path}" if plan.request.is_http else "TCP"
@@ -284,7 +295,7 @@ def _probe(
     probe_id = uuid.uuid4().hex
     if plan.request.is_http:
         status = _send_http(plan, server, port, service, probe_id)
-        entry = access_log.wait_for([log], lambda e: e.get("probe") == probe_id)
+        entry = access_log.wait_for(logs, lambda e: e.get("probe") == probe_id)
         if status is None:
             return ProbeResult("authz", target, expected, "no HTTP answer", False)
         if decision.allowed:
@@ -311,7 +322,7 @@ def _probe(
             and denial(entry) is not None
         )
 
-    entry = access_log.wait_for([log], ours)
+    entry = access_log.wait_for(logs, ours)
     named = denial(entry) if entry else None
     ok = named is not None and _names(named, decision)
     return ProbeResult("authz", target, expected, f"{opened}; access log: {_describe(named)}", ok)

@@ -115,17 +115,21 @@ class UserService:
         if stored is None:
             return _NOT_FOUND
         user = json.loads(stored)
-        location = self._location(user_id)
+        location = self._location(user_id, request.header("authorization"))
         if isinstance(location, http1.Response):
             return location
         caller = location.pop("caller", None)
         return _json(200, {"user": user, "location": location, "location_saw_caller": caller})
 
-    def _location(self, user_id: str) -> dict[str, Any] | http1.Response:
+    def _location(self, user_id: str, authorization: str | None) -> dict[str, Any] | http1.Response:
         url = f"{self._endpoints.location_base_url}/locations/{user_id}"
+        # The end user's token travels on (the seed's pattern: a JWT checked at each service;
+        # the sidecar passes it to the app when the rule says forwardOriginalToken).
+        headers = {"Authorization": authorization} if authorization else {}
         try:
             # urlopen's default opener honours http_proxy: the sidecar's HTTP proxy.
-            with urllib.request.urlopen(url, timeout=self._timeout) as reply:
+            request = urllib.request.Request(url, headers=headers)
+            with urllib.request.urlopen(request, timeout=self._timeout) as reply:
                 value: dict[str, Any] = json.loads(reply.read())
                 return value
         except urllib.error.HTTPError as error:
