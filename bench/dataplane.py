@@ -221,10 +221,12 @@ def start_envoy_pair(
     *,
     key: str = "c",
     name: str = "envoy mTLS pair (h2)",
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> Pair:
     """Start a (client, server) pair of static Envoy configs listening on `ports` (client,
-    server), server first, and wait until a request passes through both. Also used by
-    bench/authz.py, whose server configs carry RBAC filters."""
+    server), server first, and wait until a request (with `headers`, which the pair then
+    sends under load) passes through both. Also used by bench/authz.py, whose server configs
+    carry RBAC filters, and bench/jwt_overhead.py, whose requests carry a token."""
     client, server = configs
     client_port, server_port = ports
     started: list[Proxy] = []
@@ -242,8 +244,8 @@ def start_envoy_pair(
         last = processes.start(f"envoy-{role}", argv)
         started.append(Proxy(role, last.pid))
     assert last is not None
-    wait_http_ok(client_port, DEFAULT_PATH, last)
-    return Pair(key, name, client_port, tuple(started), server_port)
+    wait_http_ok(client_port, DEFAULT_PATH, last, headers=headers)
+    return Pair(key, name, client_port, tuple(started), server_port, headers=headers)
 
 
 # --- (d) nginx pair ----------------------------------------------------------------------------
