@@ -31,7 +31,7 @@ from google.protobuf import duration_pb2
 from meshward.config import networking
 from meshward.diagnostics import Diagnostic, Level, Location
 from meshward.model import ir
-from meshward.xds import access_log, core, listener, rbac, tls
+from meshward.xds import access_log, core, jwt_authn, listener, rbac, tls
 
 _VERSIONS = {
     "TLS_AUTO": common_pb2.TlsParameters.TLS_AUTO,
@@ -119,8 +119,13 @@ def _chain(
             log_filter=access_log.inbound_filter(
                 [rbac.dry_run_stat_prefix(p) for p in port.authz.policies if p.dry_run]
             ),
-            http_filters=rbac.http_filters(port.authz),
+            # A RequestAuthentication selecting the gateway validates tokens at the edge.
+            http_filters=[
+                *jwt_authn.http_filters(proxy.jwt_rules, clear_route_cache=_claims_routed(chain)),
+                *rbac.http_filters(port.authz),
+            ],
             edge=edge,
+            local_reply=jwt_authn.local_reply(proxy.jwt_rules) if proxy.jwt_rules else None,
         )
         made.filters.append(listener.hcm_filter(manager))
     else:
@@ -129,6 +134,17 @@ def _chain(
             listener.tcp_proxy_filter(chain.clusters[0][0], "inbound", chain.clusters)
         )
     return made
+
+
+def _claims_routed(chain: ir.GatewayChain) -> bool:
+    """Does a route of the chain match on JWT claims (`@request.auth.claims.*` headers)?"""
+    return any(
+        name.startswith(jwt_authn.CLAIM_HEADER_PREFIX)
+        for host in chain.virtual_hosts
+        for route in host.routes
+        for match in route.matches
+        for name, _ in (*match.headers, *match.without_headers)
+    )
 
 
 def downstream_context(server: ir.ServerTls, trust_domain: str) -> tls_pb2.DownstreamTlsContext:
@@ -242,8 +258,20 @@ def _route(
         made.match.headers.append(_header(":method", match.method))
     if match.authority is not None:
         made.match.headers.append(_header(":authority", match.authority))
-    made.match.headers.extend(_header(name, m) for name, m in match.headers)
-    made.match.headers.extend(_header(name, m, invert=True) for name, m in match.without_headers)
+    for name, m in match.headers:
+        if name.startswith(jwt_authn.CLAIM_HEADER_PREFIX):
+            claim = name[len(jwt_authn.CLAIM_HEADER_PREFIX) :]
+            made.match.dynamic_metadata.append(jwt_authn.claim_matcher(claim, _string_matcher(m)))
+        else:
+            made.match.headers.append(_header(name, m))
+    for name, m in match.without_headers:
+        if name.startswith(jwt_authn.CLAIM_HEADER_PREFIX):
+            claim = name[len(jwt_authn.CLAIM_HEADER_PREFIX) :]
+            made.match.dynamic_metadata.append(
+                jwt_authn.claim_matcher(claim, _string_matcher(m), invert=True)
+            )
+        else:
+            made.match.headers.append(_header(name, m, invert=True))
     if spec.redirect is not None:
         _redirect(made, spec.redirect)
     else:

@@ -63,8 +63,10 @@ def provider_name(index: int) -> str:
     return f"origins-{index}"
 
 
-def provider(rule: JwtRule) -> jwt_pb2.JwtProvider:
-    """One rule as a provider (keys inline; see the module docstring)."""
+def provider(rule: JwtRule, *, clear_route_cache: bool = False) -> jwt_pb2.JwtProvider:
+    """One rule as a provider (keys inline; see the module docstring). `clear_route_cache`:
+    routes match on claims (a gateway's VirtualService `@request.auth.claims.*`), so the
+    route is chosen again once the payload is in the metadata (Istio sets it likewise)."""
     result = jwt_pb2.JwtProvider(
         issuer=rule.issuer,
         audiences=list(rule.audiences),
@@ -75,6 +77,7 @@ def provider(rule: JwtRule) -> jwt_pb2.JwtProvider:
         forward_payload_header=rule.output_payload_to_header,
         payload_in_metadata=PAYLOAD_KEY,
         failed_status_in_metadata=FAILED_STATUS_KEY,
+        clear_route_cache=clear_route_cache,
     )
     for name, prefix in rule.from_headers:
         result.from_headers.add(name=name, value_prefix=prefix)
@@ -84,12 +87,16 @@ def provider(rule: JwtRule) -> jwt_pb2.JwtProvider:
     return result
 
 
-def authentication(rules: Sequence[JwtRule]) -> jwt_pb2.JwtAuthentication:
+def authentication(
+    rules: Sequence[JwtRule], *, clear_route_cache: bool = False
+) -> jwt_pb2.JwtAuthentication:
     """The whole filter config: providers and the one requires_any requirement."""
     config = jwt_pb2.JwtAuthentication(bypass_cors_preflight=True)
     anyone = jwt_pb2.JwtRequirementOrList()
     for index, rule in enumerate(rules):
-        config.providers[provider_name(index)].CopyFrom(provider(rule))
+        config.providers[provider_name(index)].CopyFrom(
+            provider(rule, clear_route_cache=clear_route_cache)
+        )
         anyone.requirements.add(provider_name=provider_name(index))
     anyone.requirements.add(allow_missing=empty_pb2.Empty())
     config.rules.add(
@@ -99,7 +106,9 @@ def authentication(rules: Sequence[JwtRule]) -> jwt_pb2.JwtAuthentication:
     return config
 
 
-def http_filters(rules: Sequence[JwtRule]) -> list[hcm_pb2.HttpFilter]:
+def http_filters(
+    rules: Sequence[JwtRule], *, clear_route_cache: bool = False
+) -> list[hcm_pb2.HttpFilter]:
     """The jwt_authn filter (rules with keys) and the no-keys backstop, or nothing when no
     RequestAuthentication selects the pod."""
     if not rules:
@@ -108,7 +117,12 @@ def http_filters(rules: Sequence[JwtRule]) -> list[hcm_pb2.HttpFilter]:
     # requires_any needs two entries: with no rule keyed yet there is no jwt_authn filter
     # (no identity can come from anywhere) and only the backstop below.
     filters = (
-        [hcm_pb2.HttpFilter(name=JWT_FILTER, typed_config=core.pack(authentication(keyed)))]
+        [
+            hcm_pb2.HttpFilter(
+                name=JWT_FILTER,
+                typed_config=core.pack(authentication(keyed, clear_route_cache=clear_route_cache)),
+            )
+        ]
         if keyed
         else []
     )
@@ -222,3 +236,27 @@ def local_reply(rules: Sequence[JwtRule]) -> hcm_pb2.LocalReplyConfig:
         status_code=wrappers_pb2.UInt32Value(value=401),
     )
     return hcm_pb2.LocalReplyConfig(mappers=[mapper])
+
+
+CLAIM_HEADER_PREFIX = "@request.auth.claims."
+
+
+def claim_matcher(
+    name: str, value: string_pb2.StringMatcher, *, invert: bool = False
+) -> metadata_pb2.MetadataMatcher:
+    """A VirtualService `headers: {"@request.auth.claims.<a>.<b>": ...}` match as a route's
+    dynamic-metadata matcher on the verified payload (Istio's claim-based routing; nested
+    claims separated by `.`): the claim is the string, or a list holding it."""
+    path = [
+        metadata_pb2.MetadataMatcher.PathSegment(key=k) for k in (PAYLOAD_KEY, *name.split("."))
+    ]
+    string = value_pb2.ValueMatcher(string_match=value)
+    either = value_pb2.ValueMatcher(
+        or_match=value_pb2.OrMatcher(
+            value_matchers=[
+                value_pb2.ValueMatcher(list_match=value_pb2.ListMatcher(one_of=string)),
+                string,
+            ]
+        )
+    )
+    return metadata_pb2.MetadataMatcher(filter=JWT_FILTER, path=path, value=either, invert=invert)
