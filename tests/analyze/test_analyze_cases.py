@@ -52,6 +52,12 @@ EXPECTED: dict[str, list[tuple[str, str]]] = {
         ("MW0530", "MeshConfig default/mesh"),
         ("MW0558", "MeshConfig default/mesh"),
     ],
+    # Tokens validated where no policy requires them fire; DENY notRequestPrincipals, ALLOW
+    # requestPrincipals and a TCP-only workload stay quiet.
+    "tokens-optional": [
+        ("MW0530", "MeshConfig default/mesh"),
+        ("MW0550", "Workload team/app"),
+    ],
     "model-findings": [
         EGRESS,
         ("MW0205", "PeerAuthentication data/nothing"),
@@ -91,7 +97,10 @@ def test_case(case: str) -> None:
 def test_simple_system_example() -> None:
     # geo is PERMISSIVE by design (migration): that finding must appear, at its policy.
     found = findings(EXAMPLE)
+    # The mesh-wide RequestAuthentication also reaches the authorization provider, which no
+    # end-user token needs to reach: MW0550 says its tokens are optional.
     assert [(d.code, d.resource, str(d.location)) for d in found] == [
+        ("MW0550", "Workload core/credentials", f"{EXAMPLE}/external-authn.yaml:7"),
         ("MW0510", "Workload geo/location-service", f"{EXAMPLE}/geo.yaml:4"),
         ("MW0511", "Namespace geo", f"{EXAMPLE}/geo.yaml:4"),
         ("MW0530", "MeshConfig default/mesh", f"{EXAMPLE}/mesh.yaml:6"),

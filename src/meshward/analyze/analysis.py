@@ -3,8 +3,7 @@
 Called by `meshward analyze` (cli/analyze.py) for files or the running mesh. Each check is a
 small pure function of `Facts` in a module named for what it checks, with its reference
 (Kiali/Istio code) in its docstring. Adding a check for a kind that config/ does not support
-yet (RequestAuthentication → tokens silently optional, IST0149 claim routing, IST0175 JWKS,
-IST0128/0129 TLS origination) is one function and one line here, plus its MW05xx code.
+yet (IST0128/0129 TLS origination) is one function and one line here, plus its MW05xx code.
 
 Findings the earlier stages already report are reused, never re-coded: config warnings
 (MW01xx), model findings (MW02xx: selectors matching nothing — IST0127 — are MW0204, MW0205
@@ -24,6 +23,7 @@ from meshward.analyze import (
     extauthz,
     mtls,
     network,
+    request_authn,
 )
 from meshward.analyze.facts import DEFAULT_MAX_CERT_TTL, Facts, LiveFacts
 from meshward.config.resources import ConfigSet
@@ -40,6 +40,7 @@ CHECKS: tuple[Check, ...] = (
     authz_identity.identity_on_plaintext,
     destination_rules.tls_contradictions,
     extauthz.fail_open_providers,
+    request_authn.tokens_optional,
     network.outbound_unrestricted,
     network.loopback_mode,
     certificates.ca_expiry,

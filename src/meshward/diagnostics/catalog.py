@@ -438,6 +438,14 @@ CATALOG: dict[str, Code] = _table(
         "CA files are unusable (incomplete, mismatched or expired)",
         fix="install a valid plug-in CA (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)",
     ),
+    # MW0550-MW0554 end-user authentication (analyze/request_authn.py)
+    Code(
+        "MW0550",
+        W,
+        "RequestAuthentication validates tokens nobody requires: tokenless requests pass",
+        fix="add an AuthorizationPolicy requiring requestPrincipals (ALLOW) or denying "
+        'notRequestPrincipals: ["*"] (DENY) for the workload',
+    ),
     Code(
         "MW0558",
         W,
