@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import http.client
 import json
 import time
@@ -25,6 +26,7 @@ import pytest
 import xds_cases
 from static_envoy import free_port, http_apps, static_envoy
 
+from meshward.jwks import validate
 from meshward.model import ir
 from meshward.model.authorization import (
     AuthzPolicy,
@@ -35,6 +37,7 @@ from meshward.model.authorization import (
     SourceMatch,
     StringMatch,
 )
+from meshward.model.authz_eval import Request, evaluate
 from meshward.model.request_authn import JwtRule
 from meshward.samples.idp import attacks, keys, tokens
 from meshward.xds import bootstrap, translate
@@ -183,6 +186,23 @@ def test_tokens_enforced_by_envoy(tmp_path: Path) -> None:
     del custom_port
     forged = attacks.forged(store, issuer=ISSUER, subject="alice", now=now, audiences=(AUDIENCE,))
     alice = token()
+    # What the Python side (jwks/validate.py, then the evaluator) predicts for each request.
+    predicted: dict[str, int] = {}
+    requests = {
+        "public, no token": ("/public", None),
+        "secure, no token": ("/secure", None),
+        "secure, bearer": ("/secure", alice),
+        "alice, bob's token": ("/alice", token("bob")),
+        "alice, alice's token": ("/alice", alice),
+        "admin, groups admin": ("/admin", token(groups=["dev", "admin"])),
+        "admin, groups dev": ("/admin", token(groups=["dev"])),
+        "scoped, scope write": ("/scoped", token(scope="read write")),
+        "scoped, scope read": ("/scoped", token(scope="read")),
+        "nested, team blue": ("/nested", token(org={"team": "blue"})),
+        "nested, team red": ("/nested", token(org={"team": "red"})),
+    }
+    for name, (path, bearer) in requests.items():
+        predicted[name] = _predict(_rule(jwks), path, bearer, port, now)
     with _server(tmp_path, (_rule(jwks),), (port,)):
         statuses = {
             "public, no token": _get(port, "/public")[0],
@@ -202,6 +222,10 @@ def test_tokens_enforced_by_envoy(tmp_path: Path) -> None:
             "nested, team red": _get(port, "/nested", _bearer(token(org={"team": "red"})))[0],
         }
         refused = {name: _get(port, "/public", _bearer(t))[0] for name, t in forged.items()}
+        observed = {
+            name: _get(port, path, _bearer(bearer) if bearer else None)[0]
+            for name, (path, bearer) in requests.items()
+        }
         _, seen = _get(port, "/secure", _bearer(alice))
 
     assert statuses == {
@@ -232,6 +256,9 @@ def test_tokens_enforced_by_envoy(tmp_path: Path) -> None:
         ),
         401,
     )
+    # The Python evaluator (`authz explain --jwt`) decides every request as Envoy did.
+    assert predicted == observed
+    assert {n: _predict(_rule(jwks), "/public", t, port, now) for n, t in forged.items()} == refused
     # outputClaimToHeaders and outputPayloadToHeader reach the app; forwardOriginalToken
     # false removes the token.
     assert seen["x-jwt-sub"] == "alice"
@@ -285,6 +312,28 @@ def test_custom_locations_and_unfetched_keys(tmp_path: Path) -> None:
         "other issuer, no keys yet": 401,
     }
     assert seen["x-token"] == f"Token {alice}"  # forwardOriginalToken: true
+
+
+def _predict(rule: JwtRule, path: str, bearer: str | None, port: int, now: float) -> int:
+    """The status the Python side predicts: 401 from jwks/validate.py, else the evaluator's
+    decision on the token's principal and claims (200 or 403)."""
+    request = Request(
+        source_principal="",
+        source_ip="127.0.0.1",
+        destination_ip=SERVER_IP,
+        destination_port=port,
+        host=f"{SERVER_IP}:{port}",
+        method="GET",
+        path=path,
+    )
+    if bearer is not None:
+        verdict = validate.check(bearer, (rule,), now)
+        if not verdict.valid:
+            return 401
+        request = dataclasses.replace(
+            request, request_principal=verdict.principal, claims=dict(verdict.claims)
+        )
+    return 200 if evaluate(AUTHZ, request).allowed else 403
 
 
 def _other_token(tmp_path: Path, now: float) -> str:
