@@ -1,6 +1,7 @@
 """Data-plane benchmark: the same wrk load through each proxy pair with STRICT mTLS, in one run.
 
-    .venv/bin/python bench/dataplane.py [--quick] [--duration S] [--with-meshward] [--rounds R]
+    .venv/bin/python bench/dataplane.py [--quick] [--duration S] [--with-meshward]
+                                        [--with-netns] [--rounds R]
 
 Paths, all to the httpbin sample (`meshward.samples.httpbin`) on 127.0.0.1:
   (a) direct        wrk → backend
@@ -8,6 +9,10 @@ Paths, all to the httpbin sample (`meshward.samples.httpbin`) on 127.0.0.1:
                     only with --with-meshward: a real mesh (`meshward up --detach`, bench/mesh/)
   (c) envoy         wrk → Envoy → (mTLS, HTTP/2) → Envoy → backend; static config, 1 worker each
   (d) nginx         wrk → nginx → (mTLS, HTTP/1.1 keep-alive) → nginx → backend; 1 worker each
+  (e) meshward netns  wrk inside the client pod → service VIP, captured by iptables into the
+                    client sidecar → (mTLS, HTTP/2) → captured into the server sidecar → backend
+                    only with --with-netns (root on Linux): `meshward up --network netns`;
+                    beside (b), one run gives e/b, the price of transparent capture
 Every pair is started first; then each round loads each path once (rotated order), and a
 path's figures are from its median round, ratios the median of the per-round ratios
 (`--rounds`, default 1). Every pair uses the same certificates (bench/certs.py). Before
@@ -24,6 +29,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
+import http.client
 import json
 import os
 import re
@@ -33,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +58,7 @@ from harness import (
 )
 
 from meshward import process
+from meshward.netns import enter
 from meshward.xds import envoy_binary
 
 BENCH = Path(__file__).resolve().parent
@@ -369,8 +377,11 @@ class Mesh:
         argv = [sys.executable, "-m", "meshward.cli.main", "--state-dir", str(self.state), *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
-    def up(self, source: Path, pool: str) -> None:
-        result = self.cli("up", str(source), "--detach", "--address-pool", pool, "--timeout", "90")
+    def up(self, source: Path, pool: str, network: str = "loopback") -> None:
+        result = self.cli(
+            *("up", str(source), "--detach", "--address-pool", pool, "--timeout", "90"),
+            *("--network", network),
+        )
         if result.returncode != 0:
             raise RuntimeError(f"meshward up failed:\n{result.stdout}{result.stderr}")
 
@@ -451,6 +462,66 @@ def meshward_pair(processes: Processes, workdir: Path, backend_port: int, pki: c
     )
 
 
+NETNS_POOL = "127.151.0.0/16"  # (e): pods on 198.18.151.0/24
+
+
+def _get_in(netns: str, address: tuple[str, int], path: str) -> int | None:
+    """GET `path` from inside `netns`; the status, or None."""
+    connection = http.client.HTTPConnection(*address, timeout=2)
+    try:
+        connection.sock = enter.connect(netns, address, timeout=2)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+def meshward_netns_pair(
+    processes: Processes, workdir: Path, backend_port: int, pki: certs.Pki
+) -> Pair:
+    """(e) the same mesh as (b) in the netns network mode: wrk runs inside the client pod and
+    sends to the service's VIP; the pod's iptables hand every connection to the client
+    sidecar's virtual outbound listener, the server pod's to its sidecar's virtual inbound
+    listener. Everything else as (b)."""
+    del backend_port, pki
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        raise NotImplementedError("needs root on Linux (network namespaces)")
+    mesh = Mesh(workdir / "meshward-netns-state")
+    processes.defer(mesh.down)
+    mesh.up(MESH_DIR, NETNS_POOL, network="netns")
+    pods, envoys = mesh.pods(), mesh.envoy_pids()
+    client, server = pods[CLIENT_POD], pods[SERVER_POD]
+    vip = next(v for namespace, name, v in mesh.record("mesh.json")["vips"] if name == "httpbin")
+    deadline = time.monotonic() + 20
+    while _get_in(client["netns"], (vip, SERVER_PORT), DEFAULT_PATH) != 200:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the netns mesh does not answer through the client sidecar")
+        time.sleep(0.2)
+    # Warm the server's app as (b) does, from inside its own pod (over lo, not captured).
+    run_wrk(SERVER_PORT, DEFAULT_PATH, APP_WARM_UP_S, host=server["pod_ip"], netns=server["netns"])
+    others = (
+        Proxy("control-plane", mesh.pid("control-plane.json")),
+        Proxy("agent", mesh.pid("agent.json")),
+        Proxy(APP_ROLE, mesh.app_pid(server)),
+    )
+    return Pair(
+        "e",
+        "meshward sidecar pair, netns capture",
+        SERVER_PORT,
+        (Proxy("client", envoys[CLIENT_POD]), Proxy("server", envoys[SERVER_POD])),
+        SERVER_PORT,
+        host=vip,
+        server_host=server["pod_ip"],
+        trust_root=mesh.state / "ca" / "root-cert.pem",
+        others=tuple(other for other in others if other.pid),
+        netns=client["netns"],
+    )
+
+
 # --- measurement -------------------------------------------------------------------------------
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -489,8 +560,10 @@ def run_wrk(
     *,
     host: str = "127.0.0.1",
     headers: tuple[tuple[str, str], ...] = (),
+    netns: str = "",
 ) -> dict[str, Any]:
-    argv = [
+    inside = ["ip", "netns", "exec", netns] if netns else []
+    argv = [*inside,
         "wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", f"{seconds:g}s", "--latency",
         *(arg for name, value in headers for arg in ("-H", f"{name}: {value}")),
         f"http://{host}:{port}{path}",
@@ -550,14 +623,16 @@ def measure(pair: Pair, path: str, seconds: float, pki: certs.Pki) -> PathResult
             pair.server_port, pki, host=pair.server_host, trust_root=pair.trust_root
         )
     # Warm-up: connections, TLS sessions, allocator pools.
-    run_wrk(pair.port, path, 1, host=pair.host, headers=pair.headers)
+    run_wrk(pair.port, path, 1, host=pair.host, headers=pair.headers, netns=pair.netns)
     measured = (*pair.proxies, *pair.others)
     # A proxy counts with its descendants (nginx's worker); an `other` alone (meshward's
     # agent is the parent of the sidecar Envoys, which are counted as proxies).
     trees = {proxy.role: process_tree(proxy.pid) for proxy in pair.proxies}
     trees |= {other.role: [other.pid] for other in pair.others}
     before = {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in trees.items()}
-    result.load = run_wrk(pair.port, path, seconds, host=pair.host, headers=pair.headers)
+    result.load = run_wrk(
+        pair.port, path, seconds, host=pair.host, headers=pair.headers, netns=pair.netns
+    )
     for proxy in measured:
         pids = trees[proxy.role]
         (result.proxies if proxy in pair.proxies else result.others).append(
@@ -574,7 +649,10 @@ def measure(pair: Pair, path: str, seconds: float, pki: certs.Pki) -> PathResult
 def ratios(results: dict[str, PathResult]) -> dict[str, float]:
     """Throughput ratios between the paths that ran: c/a, d/a, c/d, b/c, b/d."""
     out: dict[str, float] = {}
-    for top, bottom in (("c", "a"), ("d", "a"), ("c", "d"), ("b", "c"), ("b", "d"), ("b", "a")):
+    for top, bottom in (
+        *(("c", "a"), ("d", "a"), ("c", "d"), ("b", "c"), ("b", "d"), ("b", "a")),
+        *(("e", "b"), ("e", "c"), ("e", "a")),
+    ):
         if top in results and bottom in results and results[top].run and results[bottom].run:
             out[f"{top}/{bottom}"] = round(
                 results[top].load["rps"] / results[bottom].load["rps"], 3
@@ -664,6 +742,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", default=DEFAULT_PATH, help=f"URL path (default {DEFAULT_PATH})")
     parser.add_argument("--with-meshward", action="store_true", help="also run (b)")
     parser.add_argument(
+        "--with-netns", action="store_true", help="also run (e): (b) in netns mode (root)"
+    )
+    parser.add_argument(
         "--rounds", type=int, default=1, help="load each path R times, rotated (medians)"
     )
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
@@ -676,6 +757,10 @@ def main(argv: list[str] | None = None) -> int:
         "b": ("meshward sidecar pair", meshward_pair if options.with_meshward else None),
         "c": ("envoy mTLS pair (h2)", envoy_pair),
         "d": ("nginx mTLS pair (http/1.1)", nginx_pair),
+        "e": (
+            "meshward sidecar pair, netns capture",
+            meshward_netns_pair if options.with_netns else None,
+        ),
     }
     results: dict[str, PathResult] = {}
     samples: dict[str, list[PathResult]] = {}
@@ -699,7 +784,8 @@ def main(argv: list[str] | None = None) -> int:
         pairs = {"a": Pair("a", "direct", backend_port, others=app)}
         for key, (name, factory) in factories.items():
             if factory is None:
-                results[key] = PathResult(key, name, run=False, reason="pass --with-meshward")
+                flag = "--with-netns" if key == "e" else "--with-meshward"
+                results[key] = PathResult(key, name, run=False, reason=f"pass {flag}")
                 continue
             try:
                 pair = factory(processes, workdir, backend_port, pki)
@@ -707,7 +793,9 @@ def main(argv: list[str] | None = None) -> int:
                 results[key] = PathResult(key, name, run=False, reason=str(error))
                 continue
             pairs[key] = (
-                pair if key == "b" else dataclasses.replace(pair, others=(*pair.others, *app))
+                pair
+                if key in ("b", "e")
+                else dataclasses.replace(pair, others=(*pair.others, *app))
             )
         # Every pair is up (idle ones cost nothing); each round loads each once, one path later
         # each round, so a host that gets busier during the run does not always hit one path.

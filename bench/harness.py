@@ -156,3 +156,4 @@ class Pair:
     headers: tuple[tuple[str, str], ...] = ()
     trust_root: Path | None = None  # CA of the mTLS side; None: the bench PKI's root
     others: tuple[Proxy, ...] = ()
+    netns: str = ""  # wrk runs inside this network namespace (meshward's netns mode)

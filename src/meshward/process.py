@@ -38,6 +38,7 @@ class ProcessSpec:
     log_path: Path
     cwd: Path | None = None
     restart: bool = True
+    group: int | None = None  # run with this GID and no supplementary groups (UID unchanged)
 
 
 @dataclass
@@ -72,6 +73,8 @@ class Supervised:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
+                group=self.spec.group,
+                extra_groups=None if self.spec.group is None else [],
             )
         self.started_at = time.monotonic()
         log.debug("started %s pid %s", self.spec.name, self.process.pid)

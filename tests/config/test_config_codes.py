@@ -189,6 +189,16 @@ CASES: list[tuple[str, str, Found]] = [
         MESH + "  workloadCertTTL: 2161h\n",
         [("MW0123", 5, "spec.workloadCertTTL")],
     ),
+    (
+        "MW0150 outbound traffic policy mode",
+        MESH + "  outboundTrafficPolicy:\n    mode: DENY_ALL\n",
+        [("MW0150", 6, "spec.outboundTrafficPolicy.mode")],
+    ),
+    (
+        "MW0151 outside workload with a sidecar",
+        WORKLOAD + "  outside: true\n  sidecar: true\n",
+        [("MW0151", 7, "spec.sidecar")],
+    ),
     ("MW0124 duplicate key", WORKLOAD + "  command: [sh]\n", [("MW0124", 6, "spec.command")]),
     (
         "MW0125 SIMPLE",

@@ -46,6 +46,7 @@ def service(
     sans: tuple[str, ...] = (),
     domains: tuple[str, ...] | None = None,
     tcp_bind: tuple[str, int] | None = None,
+    vip: str = "",
 ) -> ir.OutboundService:
     fqdn = f"{name}.{namespace}.{ir.DNS_SUFFIX}"
     if domains is None:
@@ -65,6 +66,7 @@ def service(
         subject_alt_names=sans,
         http_domains=domains,
         tcp_bind=tcp_bind,
+        vip=vip,
     )
 
 
@@ -74,6 +76,8 @@ def proxy(
     outbound: tuple[ir.OutboundService, ...] = (),
     *,
     outbound_http_port: int = ir.OUTBOUND_HTTP_PORT,
+    capture: bool = False,
+    outbound_policy: ir.OutboundPolicy = "ALLOW_ANY",
 ) -> ir.ProxyModel:
     return ir.ProxyModel(
         node_id=ir.node_id(client.key, client.address.pod_ip),
@@ -82,6 +86,8 @@ def proxy(
         inbound=inbound,
         outbound=outbound,
         outbound_http_port=outbound_http_port,
+        capture=capture,
+        outbound_policy=outbound_policy,
     )
 
 
@@ -95,6 +101,8 @@ _WEB2 = pod("web", "127.0.11.3", "127.0.11.4")
 _LEGACY = pod("legacy", "127.0.12.1", "127.0.12.1", sidecar=False)
 _DB = pod("db", "127.0.13.1", "127.0.13.2", namespace="data")
 _DB2 = pod("cache", "127.0.14.1", "127.0.14.2", namespace="data")
+_NS_WEB = pod("web", "198.18.9.2", "198.18.9.2")
+_NS_DB = pod("db", "198.18.9.3", "198.18.9.3", namespace="data")
 _WEB_SAN = f"spiffe://{TRUST_DOMAIN}/ns/default/sa/web"
 _DB_SAN = f"spiffe://{TRUST_DOMAIN}/ns/data/sa/db"
 
@@ -192,4 +200,35 @@ CASES: dict[str, ir.ProxyModel] = {
             ),
         ),
     ),
+    # netns mode: captured traffic on the virtual listeners. STRICT HTTP and PERMISSIVE TCP
+    # inbound chains matched by destination port; per-VIP outbound chains; unknown
+    # destinations pass through (ALLOW_ANY) or go to the black hole (REGISTRY_ONLY).
+    **{
+        f"captured_{policy.lower()}": proxy(
+            _NS_WEB,
+            inbound=(inbound(8080, "HTTP", "STRICT"), inbound(6379, "TCP", "PERMISSIVE")),
+            outbound=(
+                service(
+                    "web",
+                    80,
+                    "HTTP",
+                    (endpoint(_NS_WEB, 8080, mtls=True),),
+                    sans=(_WEB_SAN,),
+                    vip="198.18.255.2",
+                ),
+                service(
+                    "db",
+                    5432,
+                    "TCP",
+                    (endpoint(_NS_DB, 5432, mtls=True),),
+                    namespace="data",
+                    sans=(_DB_SAN,),
+                    vip="198.18.255.1",
+                ),
+            ),
+            capture=True,
+            outbound_policy=policy,
+        )
+        for policy in ("ALLOW_ANY", "REGISTRY_ONLY")
+    },
 }

@@ -56,7 +56,7 @@ class Agent:
             if plane.get("ca_port") and mesh is not None and root.exists():
                 return AgentContext(
                     state=self.state,
-                    xds=("127.0.0.1", int(runner["ports"]["xds"])),
+                    xds=(str(runner.get("xds_host") or "127.0.0.1"), int(runner["ports"]["xds"])),
                     ca_target=f"127.0.0.1:{plane['ca_port']}",
                     root_pem=root.read_bytes(),
                     cert_ttl_seconds=mesh.cert_ttl_seconds,

@@ -27,6 +27,7 @@ from meshward.agent.keys import key_pem, new_private_key
 from meshward.agent.sds import SdsServer
 from meshward.ca.rotation import next_rotation
 from meshward.model.ir import credential_sds_name
+from meshward.netns import capture, enter
 from meshward.process import ProcessSpec, Supervised
 from meshward.state import secrets as secret_store
 from meshward.state.layout import StateDir
@@ -86,12 +87,21 @@ class Sidecar:
         )
         path = self.directory / "bootstrap.json"
         path.write_text(json.dumps(bootstrap, indent=2))
+        argv = envoy_argv(path)
+        group = None
+        if self.pod.netns:
+            # netns mode: Envoy runs inside its pod, with GID 1337 so that the pod's capture
+            # rules let its own traffic out (netns/capture.py). The UID stays root's, so it
+            # still reads the agent's 0600 SDS socket and its bootstrap.
+            argv = enter.argv(self.pod.netns, argv)
+            group = capture.SIDECAR_ID
         self.envoy = Supervised(
             ProcessSpec(
                 name=f"envoy {self.pod.namespace}/{self.pod.pod}",
-                argv=envoy_argv(path),
+                argv=argv,
                 env={},
                 log_path=self.context.state.sidecar_log(self.pod.namespace, self.pod.pod),
+                group=group,
             )
         )
         await self.envoy.start()

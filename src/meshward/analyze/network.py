@@ -1,11 +1,12 @@
 """Checks: mesh-wide traffic capture and egress (MW0530, MW0531).
 
 References: Istio `outboundTrafficPolicy` (ALLOW_ANY vs REGISTRY_ONLY; IST0134-style
-egress hardening) and the seeds' warning that sidecars must not be bypassable. meshward has
-no REGISTRY_ONLY yet, so every sidecar's outbound is effectively ALLOW_ANY: reported once per
-mesh as info, naming the limitation. Loopback mode (runner.json `network`) captures nothing:
-an app can connect to another pod's app address directly; reported with `--live` only,
-because only a running mesh has a mode. Called from the check table in analyze/analysis.py.
+egress hardening) and the seeds' warning that sidecars must not be bypassable. ALLOW_ANY
+(the default) is reported once per mesh as info; REGISTRY_ONLY is quiet (it is enforced in
+the netns network mode, where traffic cannot bypass the sidecar). Loopback mode (runner.json
+`network`) captures nothing: an app can connect to another pod's app address directly;
+reported with `--live` only, because only a running mesh has a mode. Called from the check
+table in analyze/analysis.py.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ from meshward.diagnostics import Diagnostic, Location
 
 
 def outbound_unrestricted(facts: Facts) -> Iterator[Diagnostic]:
-    """MW0530 once, when the mesh has at least one sidecar."""
-    if not facts.model.proxies:
+    """MW0530 once, when the mesh has at least one sidecar and allows any destination."""
+    if not facts.model.proxies or facts.model.outbound_policy != "ALLOW_ANY":
         return
     resource, location = facts.mesh_resource()
     yield finding(
         "MW0530",
         resource,
         location,
-        "sidecars pass outbound traffic to any destination (ALLOW_ANY); "
-        "REGISTRY_ONLY is not available yet",
+        "sidecars pass outbound traffic to any destination (outboundTrafficPolicy ALLOW_ANY)",
     )
 
 

@@ -49,7 +49,7 @@ def _model(state: StateDir, config_dir: Path | None = None) -> MeshModel | None:
     if has_errors(config.diagnostics):
         print_diagnostics(config.diagnostics)
         return None
-    model, diagnostics = build(config, mesh.addresses())
+    model, diagnostics = build(config, mesh.addresses(), mesh.model_network())
     if has_errors(diagnostics):
         print_diagnostics(diagnostics)
         return None

@@ -23,11 +23,11 @@ from pathlib import Path
 from meshward.cli import analyze as analyze_command
 from meshward.cli import authz, end_user_demo, inspect, lifecycle
 from meshward.errors import MeshwardError
-from meshward.runner.network import Loopback
+from meshward.netns import enter
 from meshward.runner.runner import Runner
 from meshward.samples.simple_system import credentials
 from meshward.state.layout import StateDir
-from meshward.state.mesh import read_mesh
+from meshward.state.mesh import PodRecord, read_mesh
 from meshward.verify import access_log, report
 from meshward.verify.probes import run_probes
 from meshward.xds.access_log import denial
@@ -45,17 +45,25 @@ def run(args: argparse.Namespace) -> int:
     # a shell that starts the demo in the background makes it inherit SIGINT as ignored.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    print(f"meshward demo: {example} in loopback network mode (no root needed)")
+    mode = getattr(args, "network", "auto")
+    if mode == "auto":
+        mode = "netns" if lifecycle.netns_available() else "loopback"
+    why = {
+        "netns": "each pod its own network namespace, traffic captured into its sidecar",
+        "loopback": "no root needed; apps could bypass their sidecar",
+    }
+    print(f"meshward demo: {example} in {mode} network mode ({why[mode]})")
     try:
         Runner.claim(state)
-        Loopback(args.address_pool).check()
+        network = lifecycle.network_mode(mode, args.address_pool, state)
+        network.check()
         diagnostics = Runner.seed(state, [example])
     except MeshwardError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     lifecycle.print_diagnostics(diagnostics)
     print("starting control plane, agent, sidecars and apps ...", flush=True)
-    code = lifecycle.start_detached(state, example, args.address_pool, timeout=120)
+    code = lifecycle.start_detached(state, example, network, timeout=120)
     try:
         if code != 0:
             return code
@@ -108,7 +116,7 @@ def _show_request(state: StateDir, end_user: dict[str, str]) -> None:
     print(f"  GET http://user-service.core:8080/users/1   (x-api-key: {credentials.API_KEY})")
     if end_user:
         print("  Authorization: Bearer <a token for end user admin from auth/idp>")
-    answer = _get_user(caller.pod_ip, {"x-api-key": credentials.API_KEY} | end_user)
+    answer = _get_user(caller, {"x-api-key": credentials.API_KEY} | end_user)
     if answer is None:
         return
     status, _, body = answer
@@ -119,24 +127,28 @@ def _show_request(state: StateDir, end_user: dict[str, str]) -> None:
         print("  " + body[:400])
     print("\nExternal authentication: without the API key, core/credentials (meshward extauthz,")
     print("consulted by user-service's sidecar for /users/*) refuses, with its own answer:")
-    answer = _get_user(caller.pod_ip, {})
+    answer = _get_user(caller, {})
     if answer is not None:
         status, authenticate, body = answer
         print(f"  HTTP {status}  WWW-Authenticate: {authenticate}  body: {body!r}")
     end_user_demo.show(
-        state, lambda headers: _get_user(caller.pod_ip, headers), {"x-api-key": credentials.API_KEY}
+        state, lambda headers: _get_user(caller, headers), {"x-api-key": credentials.API_KEY}
     )
 
 
-def _get_user(pod_ip: str, headers: dict[str, str]) -> tuple[int, str, str] | None:
-    """GET user 1 through the caller's sidecar: status, WWW-Authenticate, body."""
-    connection = http.client.HTTPConnection(pod_ip, 15001, timeout=10)
+def _get_user(caller: PodRecord, headers: dict[str, str]) -> tuple[int, str, str] | None:
+    """GET user 1 through the caller's sidecar: status, WWW-Authenticate, body. loopback:
+    the caller's sidecar as HTTP proxy; netns: from inside the caller's pod to the
+    service's VIP, captured by its sidecar."""
+    connection = http.client.HTTPConnection(caller.pod_ip, 15001, timeout=10)
+    path = "http://user-service.core:8080/users/1"
     try:
-        connection.request(
-            "GET",
-            "http://user-service.core:8080/users/1",
-            headers={"Host": "user-service.core:8080", **headers},
-        )
+        if caller.netns:
+            target = dict(caller.env).get("MESHWARD_SVC_CORE_USER_SERVICE_8080", "")
+            host, _, port = target.rpartition(":")
+            connection.sock = _open(caller, host, int(port))
+            path = "/users/1"
+        connection.request("GET", path, headers={"Host": "user-service.core:8080", **headers})
         response = connection.getresponse()
         body = response.read().decode(errors="replace")
     except OSError as error:
@@ -159,7 +171,7 @@ def _show_denial(state: StateDir) -> None:
     print("  geo/location-service → core/database (TCP 6379, through its sidecar):", end=" ")
     host, _, port = address.rpartition(":")
     try:
-        with socket.create_connection((host, int(port)), timeout=3) as sock:
+        with _open(caller, host, int(port)) as sock:
             sock.sendall(b"PING\r\n")
             sock.settimeout(2)
             answer = sock.recv(64)
@@ -191,6 +203,13 @@ def _show_denial(state: StateDir) -> None:
         print("  The database's sidecar logged it, naming the decision:")
         keep = ("peer", "local", "termination")
         print("    " + json.dumps({k: entry.get(k) for k in keep}))
+
+
+def _open(caller: PodRecord, host: str, port: int) -> socket.socket:
+    """A connection as `caller`'s app would open it (from inside its pod in netns mode)."""
+    if caller.netns:
+        return enter.connect(caller.netns, (host, port), timeout=3)
+    return socket.create_connection((host, port), timeout=3)
 
 
 UNSAFE_CHANGE = """\

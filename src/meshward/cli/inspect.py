@@ -12,6 +12,7 @@ from meshward.config import load
 from meshward.diagnostics import has_errors
 from meshward.model import build
 from meshward.model.ir import MeshModel
+from meshward.netns import enter
 from meshward.state.layout import StateDir
 from meshward.state.mesh import PodRecord, read_mesh
 from meshward.state.records import read_json
@@ -24,7 +25,7 @@ def _model(state: StateDir) -> MeshModel | None:
     config = load([state.config])
     if mesh is None or has_errors(config.diagnostics):
         return None
-    return build(config, mesh.addresses())[0]
+    return build(config, mesh.addresses(), mesh.model_network())[0]
 
 
 def status_value(state: StateDir) -> dict[str, Any]:
@@ -35,6 +36,10 @@ def status_value(state: StateDir) -> dict[str, Any]:
     mesh = read_mesh(state)
     model = _model(state)
     proxies = plane.get("proxies") or {}
+    vips = [
+        {"namespace": namespace, "service": name, "vip": vip}
+        for (namespace, name), vip in (mesh.vips if mesh else ())
+    ]
     modes = {}
     if model is not None:
         modes = {
@@ -53,6 +58,8 @@ def status_value(state: StateDir) -> dict[str, Any]:
                 "pod_ip": pod.pod_ip,
                 "app_ip": pod.app_ip,
                 "ports": list(pod.ports),
+                "netns": pod.netns or None,
+                "outside": pod.outside,
                 "identity": pod.identity or None,
                 "sidecar": pod.sidecar,
                 "sidecar_ready": bool(sidecar.get("ready")) if pod.sidecar else None,
@@ -67,12 +74,15 @@ def status_value(state: StateDir) -> dict[str, Any]:
         "network": runner.get("network"),
         "generation": plane.get("generation"),
         "trust_domain": mesh.trust_domain if mesh else None,
-        "xds": f"127.0.0.1:{runner['ports']['xds']}" if runner.get("ports") else None,
+        "xds": f"{runner.get('xds_host') or '127.0.0.1'}:{runner['ports']['xds']}"
+        if runner.get("ports")
+        else None,
         "refused": plane.get("refused") or [],
         "findings": plane.get("findings") or [],
         "limitations": runner.get("limitations") or [],
         "pods": pods,
         "jwks": plane.get("jwks") or [],
+        "vips": vips,
     }
 
 
@@ -97,7 +107,10 @@ def print_status(state: StateDir) -> None:
             (
                 f"{pod['namespace']}/{pod['pod']}",
                 pod["pod_ip"],
-                pod["identity"] or "(no sidecar: outside the mesh)",
+                pod["identity"]
+                or (
+                    "(outside network host)" if pod["outside"] else "(no sidecar: outside the mesh)"
+                ),
                 ports,
                 sidecar,
                 (pod["cert_not_after"] or "-")[:19],
@@ -111,6 +124,10 @@ def print_status(state: StateDir) -> None:
         )
     for source in value["jwks"]:
         print(f"jwks: {jwks_line(source)}")
+    if value["vips"]:
+        print("services (virtual IPs, captured by each pod's sidecar):")
+        for vip in value["vips"]:
+            print(f"  {vip['namespace']}/{vip['service']}  {vip['vip']}")
     for line in value["refused"]:
         print(f"refused: {line}")
     for line in value["findings"]:
@@ -153,7 +170,9 @@ def logs(args: argparse.Namespace) -> int:
 
 def exec_(args: argparse.Namespace) -> int:
     """Run the command with the pod's environment: its sidecar as HTTP proxy, its service
-    addresses — what `kubectl exec` into the pod's app container would see."""
+    addresses — what `kubectl exec` into the pod's app container would see. In netns mode
+    the command runs inside the pod's namespace, confined as the app is (its traffic is captured
+    like the app's, and service names resolve through the pod's hosts file)."""
     state = StateDir(args.state_dir)
     argv = list(args.argv)
     if not argv:
@@ -164,6 +183,8 @@ def exec_(args: argparse.Namespace) -> int:
         return 1
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "no_proxy")}
     env |= dict(pod.env)
+    if pod.netns:
+        argv = list(enter.argv(pod.netns, argv, confined=True))
     try:
         os.execvpe(argv[0], argv, env)
     except FileNotFoundError:

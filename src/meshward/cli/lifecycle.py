@@ -23,8 +23,10 @@ from meshward.config.store import merge, read_paths, read_store, write_store
 from meshward.diagnostics import Diagnostic, Level, Location, has_errors
 from meshward.errors import MeshwardError
 from meshward.model import allocate, build, replicas
+from meshward.netns.fabric import Fabric
+from meshward.netns.naming import MeshNet
 from meshward.process import kill_and_wait, pid_alive
-from meshward.runner.network import Loopback
+from meshward.runner.network import DEFAULT_POOL, Loopback, Netns, NetworkMode
 from meshward.runner.readiness import wait_ready
 from meshward.runner.runner import Runner
 from meshward.state.layout import StateDir
@@ -65,11 +67,32 @@ def validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def network_mode(name: str, pool: str | None, state: StateDir) -> NetworkMode:
+    """The runner's network mode from `--network` and `--address-pool` (StateError if the
+    pool does not suit the mode). netns without a pool: N from the state directory's path,
+    so two meshes on one host get distinct subnets."""
+    if name == "netns":
+        if pool is None:
+            index = 1 + int(MeshNet.prefix_digest(state.root), 16) % 253
+            pool = f"198.18.{index}.0/24"
+        return Netns(pool, state.root)
+    return Loopback(pool or DEFAULT_POOL)
+
+
+def netns_available() -> bool:
+    """True when the netns mode can run here (Linux, root, tools present)."""
+    try:
+        Netns("198.18.1.0/24", Path(".")).check()
+    except MeshwardError:
+        return False
+    return True
+
+
 def up(args: argparse.Namespace) -> int:
     state = StateDir(args.state_dir)
     try:
         Runner.claim(state)
-        network = Loopback(args.address_pool)
+        network = network_mode(args.network, args.address_pool, state)
         network.check()
         diagnostics = Runner.seed(state, [args.path])
         if args.ca_dir is not None and not has_errors(diagnostics):
@@ -83,17 +106,17 @@ def up(args: argparse.Namespace) -> int:
         print("refused: the config has errors; nothing was started", file=sys.stderr)
         return 1
     if args.detach:
-        return start_detached(state, args.path, args.address_pool, args.timeout)
+        return start_detached(state, args.path, network, args.timeout)
     return _run_foreground(state, network, args.timeout)
 
 
-def start_detached(state: StateDir, path: Path, pool: str, timeout: float) -> int:
+def start_detached(state: StateDir, path: Path, network: NetworkMode, timeout: float) -> int:
     state.logs.mkdir(parents=True, exist_ok=True)
     with (state.logs / "runner.log").open("ab") as log:
         child = subprocess.Popen(
             [
                 *(sys.executable, "-m", "meshward.cli.main", "--state-dir", str(state.root)),
-                *("up", str(path), "--address-pool", pool),
+                *("up", str(path), "--address-pool", network.pool, "--network", network.name),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -109,7 +132,7 @@ def start_detached(state: StateDir, path: Path, pool: str, timeout: float) -> in
     return 0
 
 
-def _run_foreground(state: StateDir, network: Loopback, timeout: float) -> int:
+def _run_foreground(state: StateDir, network: NetworkMode, timeout: float) -> int:
     async def main() -> None:
         runner = Runner(state, network)
         task = asyncio.create_task(runner.run())
@@ -149,6 +172,11 @@ def stop_mesh(state: StateDir) -> bool:
     for pid in leftovers:
         if pid_alive(pid) and _is_meshward_process(pid, state):
             stopped = kill_and_wait(pid) or stopped
+    # netns mode: a runner that was killed left its namespaces, links and hosts files (and
+    # the apps inside); remove exactly this mesh's, found by its recorded prefix.
+    net = MeshNet.from_runner(runner)
+    if net is not None and Fabric(net).destroy():
+        stopped = True
     return stopped
 
 

@@ -5,7 +5,7 @@ up DIR [--detach]          start a mesh from a directory of YAML (one per state 
 down                       stop it; nothing is left running
 status [--json]            pods, addresses, identities, sidecar readiness, mTLS per port
 logs WORKLOAD [-n NS]      an app's log (--sidecar: its Envoy's)
-exec WORKLOAD [-n NS] -- CMD   run CMD in the workload's network context
+exec WORKLOAD [-n NS] -- CMD   run CMD in the workload's network context (netns: inside the pod)
 apply -f PATH              validate and hot-apply; a refused change keeps the old config
 verify [--json]            probe the running mesh; non-zero on any failed expectation
 analyze PATH... | --live   best-practice findings (table, --json, --sarif); see docs/diagnostics.md
@@ -49,9 +49,21 @@ def _parser() -> argparse.ArgumentParser:
 
     up = command("up", help="start a mesh from a directory of YAML")
     up.add_argument("path", type=Path)
-    up.add_argument("--network", choices=["loopback"], default="loopback")
+    up.add_argument(
+        "--network",
+        choices=["loopback", "netns"],
+        default="loopback",
+        help="loopback (default, no root): pods on 127/8 addresses, capture by convention; "
+        "netns (Linux, root): each pod its own network namespace with transparent capture",
+    )
     up.add_argument("--detach", action="store_true", help="return once the mesh is ready")
-    up.add_argument("--address-pool", default=DEFAULT_POOL, help="a /16 inside 127.0.0.0/8")
+    up.add_argument(
+        "--address-pool",
+        default=None,
+        help=f"loopback: a /16 inside 127.0.0.0/8 (default {DEFAULT_POOL}); netns: "
+        "198.18.N.0/24 or 127.N.0.0/16 (pods on 198.18.N.0/24, outside network 198.19.N.0/24; "
+        "default N from the state directory)",
+    )
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
     up.add_argument(
         "--ca-dir",
@@ -152,7 +164,15 @@ def _parser() -> argparse.ArgumentParser:
     demo = command("demo", help="run the seed system, verified")
     demo.add_argument("--check", action="store_true", help="exit after verification")
     demo.add_argument("--example", type=Path, default=None)
-    demo.add_argument("--address-pool", default=DEFAULT_POOL, help="a /16 inside 127.0.0.0/8")
+    demo.add_argument(
+        "--address-pool", default=None, help=f"as for up (loopback default {DEFAULT_POOL})"
+    )
+    demo.add_argument(
+        "--network",
+        choices=["auto", "loopback", "netns"],
+        default="auto",
+        help="auto (default): netns when root on Linux, loopback otherwise",
+    )
     return parser
 
 

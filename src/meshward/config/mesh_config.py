@@ -5,7 +5,9 @@ Called by `meshward.config.kind`. Mesh-wide settings, named after Istio's MeshCo
 policies live), `workloadCertTTL` (Istio's `WORKLOAD_CERT_TTL`, a Go duration),
 `extensionProviders` (external authorization providers, config/extension_provider.py),
 `defaultConfig.gatewayTopology.numTrustedProxies` (X-Forwarded-For hops trusted at
-gateways); and meshward's own `jwksFetchBlockedCidrs` (addresses the control plane never
+gateways), `outboundTrafficPolicy.mode` (Istio: ALLOW_ANY, the default, passes traffic to
+unknown destinations through; REGISTRY_ONLY blocks it — enforced in the netns network
+mode); and meshward's own `jwksFetchBlockedCidrs` (addresses the control plane never
 fetches JWKS from, checked after DNS resolution) and `jwksRefreshInterval`.
 """
 
@@ -15,7 +17,7 @@ import ipaddress
 
 from meshward.config import duration, extension_provider, names
 from meshward.config.fields import Fields
-from meshward.config.resources import Labels, MeshConfig, Meta
+from meshward.config.resources import Labels, MeshConfig, Meta, OutboundPolicy
 from meshward.identity import is_trust_domain
 
 # A certificate that lives under a minute rotates faster than a proxy can pick it up; Istio
@@ -42,6 +44,7 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> MeshConfig | None:
     trusted = _trusted_proxies(spec)
     blocked = _blocked(spec)
     refresh = _refresh(spec)
+    policy = _outbound_policy(spec)
     spec.finish()
     if spec.report.failed:
         return None
@@ -54,6 +57,7 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> MeshConfig | None:
         num_trusted_proxies=trusted or 0,
         jwks_blocked_cidrs=DEFAULTS.jwks_blocked_cidrs if blocked is None else blocked,
         jwks_refresh_seconds=DEFAULTS.jwks_refresh_seconds if refresh is None else refresh,
+        outbound_traffic_policy=policy or DEFAULTS.outbound_traffic_policy,
     )
 
 
@@ -103,6 +107,24 @@ def _trusted_proxies(spec: Fields) -> int | None:
         count = None
     topology.finish()
     return count
+
+
+def _outbound_policy(spec: Fields) -> OutboundPolicy | None:
+    item = spec.mapping("outboundTrafficPolicy")
+    if item is None:
+        return None
+    mode = item.string("mode")
+    item.finish()
+    if mode is None:
+        return None
+    if mode not in ("ALLOW_ANY", "REGISTRY_ONLY"):
+        item.disallow(
+            "mode",
+            f"outboundTrafficPolicy.mode {mode!r} is not ALLOW_ANY or REGISTRY_ONLY",
+            code="MW0150",
+        )
+        return None
+    return "ALLOW_ANY" if mode == "ALLOW_ANY" else "REGISTRY_ONLY"
 
 
 def _ttl(spec: Fields) -> int | None:

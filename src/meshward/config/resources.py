@@ -19,6 +19,7 @@ Labels = tuple[tuple[str, str], ...]
 """Label set or selector as sorted (key, value) pairs; hashable and order-independent."""
 
 MtlsMode = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
+OutboundPolicy = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
 ClientTlsMode = Literal["DISABLE", "ISTIO_MUTUAL"]
 GatewayRole = Literal["", "ingress"]
 
@@ -90,6 +91,9 @@ class Workload:
     `gateway="ingress"` makes it a gateway pod: a standalone Envoy with the workload's
     identity, programmed by the Gateways that select its labels, and no app process
     (`command` is ()).
+    `outside=True` is not a pod of the mesh at all: a host on the outside network (netns
+    mode; docs/netns.md) such as an external API or a legacy client, with no sidecar, no
+    service VIPs and no place in the model — for examples of ingress and egress.
     `command`, `args` and env values may use Kubernetes `$(VAR)` expansion.
     """
 
@@ -103,6 +107,7 @@ class Workload:
     replicas: int
     sidecar: bool
     gateway: GatewayRole = ""
+    outside: bool = False
 
 
 ExtAuthzKind = Literal["grpc", "http"]
@@ -167,6 +172,8 @@ class MeshConfig:
     # defaultConfig.gatewayTopology.numTrustedProxies: proxies in front of the gateways
     # whose X-Forwarded-For entries are trusted (Istio's default 0: the peer is the client).
     num_trusted_proxies: int = 0
+    # Istio MeshConfig.outboundTrafficPolicy.mode; enforced where traffic is captured (netns).
+    outbound_traffic_policy: OutboundPolicy = "ALLOW_ANY"
 
     def provider(self, name: str) -> ExtAuthzProvider | None:
         return next((p for p in self.extension_providers if p.name == name), None)

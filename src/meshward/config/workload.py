@@ -6,6 +6,9 @@ stand-in for a Kubernetes Deployment: the app's command line (Kubernetes contain
 service account its SPIFFE identity is issued for, and how many replicas to run.
 `gateway: ingress` makes the workload an ingress gateway pod (docs: README "Ingress"): an
 Envoy with the workload's identity and no app, programmed by the Gateways selecting it.
+service account its SPIFFE identity is issued for, and how many replicas to run. `outside:
+true` puts it on the outside network instead of in the mesh (no sidecar; MW0151 if one is
+asked for).
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> Workload | None:
         spec.disallow("replicas", f"replicas {replicas} is outside 1-{MAX_REPLICAS}")
     sidecar = spec.boolean("sidecar")
     gateway = spec.choice("gateway", ("ingress",))
+    outside = spec.boolean("outside")
+    if outside and gateway is not None:
+        spec.disallow(
+            "outside", "a gateway is a mesh pod; attach it to the outside network", code="MW0151"
+        )
+    if outside and sidecar:
+        spec.disallow(
+            "sidecar", "an outside workload is not in the mesh: it has no sidecar", code="MW0151"
+        )
     ports = _ports(spec)
     command = spec.strings("command", required=gateway is None)
     if command == () and gateway is None:
@@ -47,8 +59,9 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> Workload | None:
         args=args or (),
         env=env,
         replicas=1 if replicas is None else replicas,
-        sidecar=True if sidecar is None else sidecar,
+        sidecar=not outside if sidecar is None else sidecar,
         gateway="ingress" if gateway == "ingress" else "",
+        outside=bool(outside),
     )
 
 

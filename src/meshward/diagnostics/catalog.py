@@ -211,6 +211,19 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0164", E, "jwtRule timeout is not a positive duration"),
     Code("MW0165", E, "MeshConfig jwksFetchBlockedCidrs entry is not a CIDR block"),
     Code("MW0166", E, "MeshConfig jwksRefreshInterval out of range (10s..24h)"),
+    # MW015x MeshConfig network settings (config/mesh_config.py)
+    Code(
+        "MW0150",
+        E,
+        "MeshConfig outboundTrafficPolicy.mode is not ALLOW_ANY or REGISTRY_ONLY",
+        fix="set outboundTrafficPolicy: {mode: REGISTRY_ONLY} (or ALLOW_ANY, the default)",
+    ),
+    Code(
+        "MW0151",
+        E,
+        "Workload with outside: true cannot have a sidecar",
+        fix="drop sidecar: true (an outside host is not in the mesh), or drop outside: true",
+    ),
     # --- MW02xx model ----------------------------------------------------------------------
     Code("MW0201", W, "Service selects no workload"),
     Code("MW0202", W, "workload selected by a Service has no port equal to the Service targetPort"),
@@ -353,6 +366,25 @@ CATALOG: dict[str, Code] = _table(
     # MW042x ca/ — the CA's own certificates (CertificateAuthority.health)
     Code("MW0420", W, "CA signing or root certificate expires soon; rotate it"),
     Code("MW0421", E, "CA signing or root certificate has expired"),
+    # MW043x netns network mode (runner/network.py, netns/)
+    Code(
+        "MW0430",
+        E,
+        "netns network mode cannot run here (needs Linux, root, ip, iptables-restore, setpriv)",
+        fix="run as root on Linux after scripts/setup.sh, or use --network loopback",
+    ),
+    Code(
+        "MW0431",
+        W,
+        "network leftovers of an earlier run of this mesh were found and removed",
+        fix="none needed; `meshward down` after a crash removes them too",
+    ),
+    Code(
+        "MW0432",
+        E,
+        "netns address pool already in use on this host (another mesh on the same subnet)",
+        fix="pick another --address-pool (198.18.N.0/24 or 127.N.0.0/16) or --state-dir",
+    ),
     # --- MW05xx analyze --------------------------------------------------------------------
     # MW050x mTLS in force (analyze/mtls.py)
     Code(
@@ -416,15 +448,15 @@ CATALOG: dict[str, Code] = _table(
     Code(
         "MW0530",
         I,
-        "outbound traffic is unrestricted (ALLOW_ANY): meshward has no REGISTRY_ONLY yet",
-        fix="none yet: outboundTrafficPolicy REGISTRY_ONLY needs --network netns (not yet "
-        "available); keep egress firewalled outside the mesh",
+        "outbound traffic is unrestricted (outboundTrafficPolicy ALLOW_ANY)",
+        fix="set MeshConfig outboundTrafficPolicy.mode REGISTRY_ONLY and run with --network "
+        "netns (where it is enforced)",
     ),
     Code(
         "MW0531",
         W,
         "loopback network mode: an app can bypass its sidecar (no capture)",
-        fix="run with --network netns for enforced capture (not yet available)",
+        fix="run with --network netns (Linux, root) for enforced capture",
     ),
     Code(
         "MW0532",

@@ -23,13 +23,20 @@ from meshward.model.request_authn import JwtRule
 Protocol = Literal["HTTP", "HTTP2", "GRPC", "TCP"]
 EffectiveMtls = Literal["STRICT", "PERMISSIVE", "DISABLE"]
 UpstreamTls = Literal["AUTO", "ISTIO_MUTUAL", "DISABLE"]
+NetworkModeName = Literal["loopback", "netns"]
+OutboundPolicy = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
 
 DNS_SUFFIX = (
     "svc.cluster.local"  # Istio keeps cluster.local as DNS suffix whatever the trust domain
 )
 ADMIN_PORT = 15000  # Envoy admin, bound on the pod address
 OUTBOUND_HTTP_PORT = 15001  # outbound HTTP listener: apps reach HTTP services by name through it
-RESERVED_PORTS = frozenset({ADMIN_PORT, OUTBOUND_HTTP_PORT, 15010, 15012, 15020, 15021, 15090})
+# netns mode (Istio's ports): captured outbound TCP arrives on 15001, inbound on 15006.
+VIRTUAL_OUTBOUND_PORT = 15001
+VIRTUAL_INBOUND_PORT = 15006
+RESERVED_PORTS = frozenset(
+    {ADMIN_PORT, OUTBOUND_HTTP_PORT, VIRTUAL_INBOUND_PORT, 15010, 15012, 15020, 15021, 15090}
+)
 
 
 def is_http(protocol: Protocol) -> bool:
@@ -100,6 +107,7 @@ class Service:
     name: str
     ports: tuple[ServicePort, ...]
     pods: tuple[PodKey, ...]  # the pods its selector picks, sorted
+    vip: str = ""  # its virtual IP in netns mode (captured, never routed); "" in loopback
 
     @property
     def fqdn(self) -> str:
@@ -156,6 +164,7 @@ class OutboundService:
     subject_alt_names: tuple[str, ...]
     http_domains: tuple[str, ...]
     tcp_bind: tuple[str, int] | None
+    vip: str = ""  # netns mode: apps reach it at vip:port, captured by the sidecar
 
     @property
     def fqdn(self) -> str:
@@ -270,12 +279,38 @@ class ProxyModel:
     gateway: GatewayModel | None = None
     # RequestAuthentication rules in force on the pod's HTTP inbound ports (merged).
     jwt_rules: tuple[JwtRule, ...] = ()
+    # netns mode: the pod's traffic is captured (virtual listeners instead of per-port binds),
+    # and unknown destinations pass through (ALLOW_ANY) or are refused (REGISTRY_ONLY).
+    capture: bool = False
+    outbound_policy: OutboundPolicy = "ALLOW_ANY"
 
     def outbound_to(self, service: OutboundService) -> OutboundService | None:
         """This proxy's view of the same service port (another proxy's view has other
         local listeners and host forms)."""
         key = (service.namespace, service.name, service.port)
         return next((o for o in self.outbound if (o.namespace, o.name, o.port) == key), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """How the runner placed the pods: the network mode and, in netns mode, each service's
+    virtual IP (`vips`: ((namespace, name), vip) pairs, sorted)."""
+
+    mode: NetworkModeName = "loopback"
+    vips: tuple[tuple[tuple[str, str], str], ...] = ()
+    netns_prefix: str = ""  # pods' namespaces are `<prefix>.<namespace>.<pod>` (netns mode)
+
+    def vip(self, namespace: str, name: str) -> str:
+        return dict(self.vips).get((namespace, name), "")
+
+    def netns(self, pod: PodKey) -> str:
+        """The network namespace a pod runs in; "" in loopback mode."""
+        if self.mode != "netns" or not self.netns_prefix:
+            return ""
+        return f"{self.netns_prefix}.{pod.namespace}.{pod.pod_name}"
+
+
+LOOPBACK = Network()
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +323,8 @@ class MeshModel:
     pods: tuple[Pod, ...]
     services: tuple[Service, ...]
     proxies: tuple[ProxyModel, ...]
+    network: Network = LOOPBACK
+    outbound_policy: OutboundPolicy = "ALLOW_ANY"
 
     def proxy(self, node_id: str) -> ProxyModel | None:
         return next((p for p in self.proxies if p.node_id == node_id), None)

@@ -8,6 +8,7 @@ diagnostics are not repeated.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from meshward.config.resources import ConfigSet
@@ -28,9 +29,14 @@ from meshward.model import (
 
 
 def build(
-    config: ConfigSet, addresses: Mapping[ir.PodKey, ir.PodAddress]
+    config: ConfigSet,
+    addresses: Mapping[ir.PodKey, ir.PodAddress],
+    network: ir.Network = ir.LOOPBACK,
 ) -> tuple[ir.MeshModel, tuple[Diagnostic, ...]]:
     """Build the mesh model. Raises ConfigError if `config` has error-level diagnostics.
+
+    `network` says how the runner placed the pods; in netns mode services carry their VIPs
+    and every proxy captures (virtual listeners, MeshConfig outboundTrafficPolicy).
 
     Pods missing from `addresses` (see `meshward.model.replicas` and `allocate`) are left out
     with an MW0211 info: a config newer than the addresses still builds.
@@ -38,8 +44,14 @@ def build(
     if has_errors(config.diagnostics):
         raise ConfigError("the config set has errors; it cannot become a model")
     mesh = config.mesh
-    ir_services, service_findings = services.build(config.services, config.workloads, addresses)
-    ir_pods = pods.build(config.workloads, ir_services, mesh.trust_domain, addresses)
+    # Outside workloads are hosts on the outside network, not pods: the model never sees them.
+    workloads = tuple(w for w in config.workloads if not w.outside)
+    ir_services, service_findings = services.build(config.services, workloads, addresses)
+    if network.mode == "netns":
+        ir_services = tuple(
+            dataclasses.replace(s, vip=network.vip(s.namespace, s.name)) for s in ir_services
+        )
+    ir_pods = pods.build(workloads, ir_services, mesh.trust_domain, addresses)
     pa = peer_authn.index(config.peer_authentications, mesh.root_namespace)
     rules = tuple(sorted(config.destination_rules, key=lambda r: r.meta.order))
     providers = extauthz.resolve(mesh, ir_services)
@@ -59,6 +71,8 @@ def build(
         policies,
         config.request_authentications,
         mesh.root_namespace,
+        capture=network.mode == "netns",
+        outbound_policy=mesh.outbound_traffic_policy,
     )
     all_proxies, gateway_findings = gateway.build(
         sidecars, ir_services, config.gateways, config.virtual_services, mesh, policies
@@ -70,11 +84,13 @@ def build(
         pods=ir_pods,
         services=ir_services,
         proxies=all_proxies,
+        network=network,
+        outbound_policy=mesh.outbound_traffic_policy,
     )
     selectable = [(p.key.namespace, p.labels) for p in ir_pods if p.has_sidecar]
     findings = (
-        *pods.unplaced(config.workloads, addresses),
-        *pods.diagnose(config.workloads),
+        *pods.unplaced(workloads, addresses),
+        *pods.diagnose(workloads),
         *service_findings,
         *peer_authn.diagnose(pa, ir_pods),
         *upstream_tls.diagnose(rules, ir_services, ir_pods),

@@ -26,8 +26,11 @@ def pod_keys(workload: cfg.Workload) -> tuple[ir.PodKey, ...]:
 
 
 def replicas(workloads: Iterable[cfg.Workload]) -> tuple[tuple[ir.PodKey, bool], ...]:
-    """Every pod of `workloads` with its has-sidecar flag, sorted: the input of `allocate`."""
-    return tuple(sorted((key, w.sidecar) for w in workloads for key in pod_keys(w)))
+    """Every pod of `workloads` with its has-sidecar flag, sorted: the input of `allocate`.
+    Outside workloads are not pods (the runner places them on the outside network)."""
+    return tuple(
+        sorted((key, w.sidecar) for w in workloads if not w.outside for key in pod_keys(w))
+    )
 
 
 def _port_protocol(

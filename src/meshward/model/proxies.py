@@ -124,6 +124,7 @@ def _shared_outbound(
                     if http
                     else (),
                     tcp_bind=None,
+                    vip=service.vip,
                 )
             outbound.append(shared)
     return tuple(outbound)
@@ -152,8 +153,15 @@ def build(
     policies: authz.AuthzIndex | None = None,
     request_authns: Sequence[RequestAuthentication] = (),
     root_namespace: str = "",
+    *,
+    capture: bool = False,
+    outbound_policy: ir.OutboundPolicy = "ALLOW_ANY",
 ) -> tuple[ir.ProxyModel, ...]:
-    """One ProxyModel per sidecar pod, in pod-key order; `policies` fill InboundPort.authz."""
+    """One ProxyModel per sidecar pod, in pod-key order; `policies` fill InboundPort.authz.
+
+    With `capture` (netns mode) apps reach TCP services at their VIP through the captured
+    virtual outbound listener, so no local TCP listeners are bound.
+    """
     upstreams = upstream_tls.Upstreams({p.key: p for p in pods}, pa, rules)
     ordered = sorted(services, key=lambda s: (s.namespace, s.name))
     interned: dict[tuple[str, str, int, str, str, bool], ir.OutboundService] = {}
@@ -166,7 +174,9 @@ def build(
             by_class[key] = (shared, not all(ir.is_http(s.protocol) for s in shared))
         shared, tcp = by_class[key]
         # A gateway pod has no app, so no local TCP listeners for one.
-        return _outbound(caller, shared, tcp and not caller.gateway)
+        # A gateway pod has no app, so no local TCP listeners for one; a captured pod's app
+        # reaches TCP services at their VIPs.
+        return _outbound(caller, shared, tcp and not caller.gateway and not capture)
 
     return tuple(
         ir.ProxyModel(
@@ -178,6 +188,8 @@ def build(
             jwt_rules=request_authn.compile_pod(
                 request_authns, root_namespace, pod.key.namespace, pod.labels
             ),
+            capture=capture and not pod.gateway,  # a gateway is reached directly
+            outbound_policy=outbound_policy,
         )
         for pod in sorted(pods, key=lambda p: p.key)
         if pod.has_sidecar

@@ -12,6 +12,12 @@ loopback mode:
   local sidecar listener, for HTTP the service name (used through the proxy); a legacy pod
   (no sidecar) gets the first endpoint's address and talks to it directly, in plaintext.
 
+In netns mode (the model's network says so) every pod has its own namespace: there is no
+proxy variable (the sidecar captures traffic transparently), and every service port is
+`<vip>:<port>` — the same address the service's names resolve to inside the pod — for
+sidecar and legacy pods alike (a legacy pod's VIPs are DNATed to an endpoint, as by
+kube-proxy).
+
 `command`/`args`/env values use Kubernetes `$(VAR)` expansion (`$$(VAR)` escapes); a bare
 `python` runs the interpreter meshward runs under, so examples work inside the venv.
 """
@@ -24,7 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from meshward.config.resources import ConfigSet, Workload
-from meshward.model.ir import OUTBOUND_HTTP_PORT, MeshModel, Pod, ProxyModel, is_http
+from meshward.model.ir import OUTBOUND_HTTP_PORT, MeshModel, Pod, PodKey, ProxyModel, is_http
+from meshward.model.pods import pod_keys
 
 _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
@@ -58,6 +65,45 @@ def expand(text: str, env: Mapping[str, str]) -> str:
         return env.get(name, match.group(0))
 
     return _VAR.sub(replace, text)
+
+
+def plan_outside(config: ConfigSet, placed: Mapping[PodKey, str]) -> tuple[PodPlan, ...]:
+    """One plan per replica of each `outside: true` workload, at its address in `placed`:
+    a host outside the mesh, so no sidecar and no mesh service addresses (only what any
+    outside client has: its own address)."""
+    plans = []
+    for workload in config.workloads:
+        if not workload.outside:
+            continue
+        for key in pod_keys(workload):
+            ip = placed[key]
+            env = {
+                "MESHWARD_APP_HOST": ip,
+                "MESHWARD_POD_IP": ip,
+                "MESHWARD_POD_NAME": key.pod_name,
+                "MESHWARD_NAMESPACE": key.namespace,
+            }
+            for item in workload.env:
+                env[item[0]] = expand(item[1], env)
+            plans.append(
+                PodPlan(
+                    namespace=key.namespace,
+                    pod=key.pod_name,
+                    workload=key.workload,
+                    sidecar=False,
+                    node_id="",
+                    pod_ip=ip,
+                    app_ip=ip,
+                    argv=_argv(workload, env),
+                    env=tuple(sorted(env.items())),
+                )
+            )
+    return tuple(plans)
+
+
+def outside_keys(config: ConfigSet) -> tuple[PodKey, ...]:
+    """The replicas of every `outside: true` workload, sorted."""
+    return tuple(sorted(key for w in config.workloads if w.outside for key in pod_keys(w)))
 
 
 def plan_pods(config: ConfigSet, model: MeshModel) -> tuple[PodPlan, ...]:
@@ -102,6 +148,13 @@ def _environment(pod: Pod, proxy: ProxyModel | None, model: MeshModel) -> dict[s
         "MESHWARD_NAMESPACE": pod.key.namespace,
         "MESHWARD_SERVICE_ACCOUNT": pod.service_account,
     }
+    if model.network.mode == "netns":
+        for service in model.services:
+            for port in service.ports:
+                env[env_name(service.namespace, service.name, port.port)] = (
+                    f"{service.vip}:{port.port}"
+                )
+        return env
     if proxy is not None:
         proxy_url = f"http://{pod.address.pod_ip}:{OUTBOUND_HTTP_PORT}"
         env |= {"http_proxy": proxy_url, "HTTP_PROXY": proxy_url}

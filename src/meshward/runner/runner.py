@@ -31,11 +31,12 @@ from meshward.config.store import read_paths, write_store
 from meshward.diagnostics import Diagnostic, has_errors
 from meshward.errors import ConfigError, StateError
 from meshward.model import allocate, build, replicas
+from meshward.model.addressing import vips
 from meshward.model.finding import finding
-from meshward.model.ir import MeshModel
+from meshward.model.ir import MeshModel, Network
 from meshward.process import ProcessSpec, Supervised, inherited_env, pid_alive, python_module
-from meshward.runner.network import Loopback, free_port
-from meshward.runner.plan import PodPlan, plan_pods
+from meshward.runner.network import NetworkMode, free_port
+from meshward.runner.plan import PodPlan, outside_keys, plan_outside, plan_pods
 from meshward.state import secrets
 from meshward.state.layout import StateDir
 from meshward.state.mesh import MeshRecord, PodRecord, read_mesh, write_mesh
@@ -49,9 +50,10 @@ TOKEN_TTL = timedelta(days=7)
 @dataclass
 class Runner:
     state: StateDir
-    network: Loopback
+    network: NetworkMode
     apps: dict[str, Supervised] = field(default_factory=dict)
     plans: dict[str, PodPlan] = field(default_factory=dict)
+    netns: dict[str, str] = field(default_factory=dict)  # ns/pod → its network namespace
     control_plane: Supervised | None = None
     agent: Supervised | None = None
     generation: int = 0
@@ -63,13 +65,17 @@ class Runner:
 
     @staticmethod
     def claim(state: StateDir) -> None:
-        """Refuse to start a second mesh on one state directory."""
+        """Refuse to start a second mesh on one state directory; mark a killed one crashed."""
         record = read_json(state.runner)
         if record and record.get("pid") and pid_alive(int(record["pid"])):
             raise StateError(
                 f"a mesh is already running from {state.root} (runner pid {record['pid']}); "
                 "run `meshward down` first"
             )
+        if record and record.get("phase") not in (None, "stopped", "crashed"):
+            # The runner was killed: its records still say it runs. Say otherwise before the
+            # new one starts, so nobody waiting for "ready" reads the dead run's state.
+            write_json(state.runner, {**record, "phase": "crashed", "pid": None})
 
     @staticmethod
     def seed(state: StateDir, paths: list[Path]) -> tuple[Diagnostic, ...]:
@@ -136,6 +142,7 @@ class Runner:
         }
         self._write_runner("starting")
         try:
+            self.network.prepare()
             config, model = self._plan()
             self._mint_tokens(config, model)
             self.control_plane = Supervised(
@@ -177,10 +184,23 @@ class Runner:
         addresses = allocate(
             replicas(config.workloads), previous.addresses() if previous else {}, self.network.pool
         )
-        model, diagnostics = build(config, addresses)
+        network = Network()
+        if self.network.name == "netns":
+            keep = dict(previous.vips) if previous and previous.network == "netns" else {}
+            names = [(s.meta.namespace, s.meta.name) for s in config.services]
+            network = Network(
+                "netns",
+                tuple(sorted(vips(names, keep).items())),
+                self.network.record()["netns"]["prefix"],
+            )
+        model, diagnostics = build(config, addresses, network)
         if has_errors(diagnostics):
             raise ConfigError("\n".join(str(d) for d in diagnostics))
+        self.netns = self.network.place(model)
         plans = plan_pods(config, model)
+        outside = self.network.place_outside(outside_keys(config))
+        self.netns |= {str(key): netns for key, (netns, _) in outside.items() if netns}
+        outside_plans = plan_outside(config, {key: ip for key, (_, ip) in outside.items()})
         self.generation += 1
         identities = {p.key: p.identity.uri if p.identity else "" for p in model.pods}
         ports = {p.key: tuple(port.port for port in p.ports) for p in model.pods}
@@ -205,12 +225,34 @@ class Runner:
                         argv=plan.argv,
                         env=plan.env,
                         gateway=pod.gateway,
+                        netns=self.netns.get(str(pod.key), ""),
                     )
                     for plan, pod in zip(plans, model.pods, strict=True)
+                )
+                + tuple(
+                    PodRecord(
+                        namespace=plan.namespace,
+                        workload=plan.workload,
+                        replica=int(plan.pod.rsplit("-", 1)[1]),
+                        pod=plan.pod,
+                        sidecar=False,
+                        node_id="",
+                        identity="",
+                        pod_ip=plan.pod_ip,
+                        app_ip=plan.app_ip,
+                        ports=(),
+                        argv=plan.argv,
+                        env=plan.env,
+                        netns=self.netns.get(f"{plan.namespace}/{plan.pod}", ""),
+                        outside=True,
+                    )
+                    for plan in outside_plans
                 ),
+                network=network.mode,
+                vips=network.vips,
             ),
         )
-        self.plans = {f"{p.namespace}/{p.pod}": p for p in plans}
+        self.plans = {f"{p.namespace}/{p.pod}": p for p in (*plans, *outside_plans)}
         return config, model
 
     def _mint_tokens(self, config: ConfigSet, model: MeshModel) -> None:
@@ -237,7 +279,7 @@ class Runner:
             running = self.apps[name]
             if (
                 plan is None
-                or running.spec.argv != plan.argv
+                or running.spec.argv != self._app_argv(name, plan)
                 or dict(running.spec.env) != (_app_env(plan))
             ):
                 log.info("stopping %s", name)
@@ -248,13 +290,16 @@ class Runner:
             app = Supervised(
                 ProcessSpec(
                     name=name,
-                    argv=plan.argv,
+                    argv=self._app_argv(name, plan),
                     env=_app_env(plan),
                     log_path=self.state.pod_log(plan.namespace, plan.pod),
                 )
             )
             await app.start()
             self.apps[name] = app
+
+    def _app_argv(self, name: str, plan: PodPlan) -> tuple[str, ...]:
+        return self.network.app_argv(self.netns.get(name, ""), plan.argv)
 
     async def reload(self) -> None:
         try:
@@ -277,6 +322,7 @@ class Runner:
             await self.agent.stop(timeout=15)
         if self.control_plane is not None:
             await self.control_plane.stop()
+        self.network.teardown()
         self._write_runner("stopped", pid=None)
 
     def _write_runner(self, phase: str, pid: int | None = -1) -> None:
@@ -291,6 +337,7 @@ class Runner:
                 "generation": self.generation,
                 "updated": time.time(),
                 "limitations": list(self.network.limitations()),
+                **self.network.record(),
             },
         )
 

@@ -78,7 +78,10 @@ class ControlPlane:
         ca = CertificateAuthority.load_or_create(
             self.state.ca, trust_domain=trust_domain, now=datetime.now(UTC)
         )
-        ads = await serve_ads(self.cache, self.host, int(ports.get("xds", 0)))
+        # netns mode: sidecars run in pod namespaces and reach xDS at the bridge's host
+        # address (runner.json `xds_host`); the CA API stays on loopback for the agent.
+        xds_host = str(runner.get("xds_host") or self.host)
+        ads = await serve_ads(self.cache, xds_host, int(ports.get("xds", 0)))
         ca_server, ca_port = await serve_ca(
             ca,
             self.host,
@@ -128,7 +131,7 @@ class ControlPlane:
         mesh = read_mesh(self.state)
         if mesh is None:
             return
-        model, diagnostics = build(config, mesh.addresses())
+        model, diagnostics = build(config, mesh.addresses(), mesh.model_network())
         if has_errors(diagnostics):
             self.refused = [str(d) for d in diagnostics]
             log.error("model refused; last good configuration stays in force")

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from meshward.model.ir import PodAddress, PodKey
+from meshward.model.ir import Network, NetworkModeName, PodAddress, PodKey
 from meshward.state.layout import StateDir
 from meshward.state.records import read_json, write_json
 
@@ -30,6 +30,8 @@ class PodRecord:
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     gateway: str = ""  # "ingress" for a gateway pod: the agent also serves it credentials
+    netns: str = ""  # the pod's network namespace (netns mode), "" in loopback mode
+    outside: bool = False  # a host on the outside network, not a pod of the mesh
 
     @property
     def key(self) -> PodKey:
@@ -42,9 +44,16 @@ class MeshRecord:
     trust_domain: str
     cert_ttl_seconds: int
     pods: tuple[PodRecord, ...]
+    network: NetworkModeName = "loopback"
+    vips: tuple[tuple[tuple[str, str], str], ...] = ()  # ((namespace, service), vip)
+
+    def model_network(self) -> Network:
+        """The `network` input of `meshward.model.build` for this placement."""
+        prefix = next((p.netns.split(".", 1)[0] for p in self.pods if p.netns), "")
+        return Network(mode=self.network, vips=self.vips, netns_prefix=prefix)
 
     def addresses(self) -> dict[PodKey, PodAddress]:
-        return {p.key: PodAddress(p.pod_ip, p.app_ip) for p in self.pods}
+        return {p.key: PodAddress(p.pod_ip, p.app_ip) for p in self.pods if not p.outside}
 
     def find(self, workload: str, namespace: str | None) -> list[PodRecord]:
         """Pods of `workload` (or the pod named so), in `namespace` when given."""
@@ -63,6 +72,8 @@ def write_mesh(state: StateDir, record: MeshRecord) -> None:
             "trust_domain": record.trust_domain,
             "cert_ttl_seconds": record.cert_ttl_seconds,
             "pods": [_pod_json(p) for p in record.pods],
+            "network": record.network,
+            "vips": [[namespace, name, vip] for (namespace, name), vip in record.vips],
         },
     )
 
@@ -76,6 +87,8 @@ def read_mesh(state: StateDir) -> MeshRecord | None:
         trust_domain=str(raw["trust_domain"]),
         cert_ttl_seconds=int(raw["cert_ttl_seconds"]),
         pods=tuple(_pod(p) for p in raw["pods"]),
+        network="netns" if raw.get("network") == "netns" else "loopback",
+        vips=tuple(((str(n), str(s)), str(v)) for n, s, v in raw.get("vips", ())),
     )
 
 
@@ -94,6 +107,8 @@ def _pod_json(pod: PodRecord) -> dict[str, Any]:
         "argv": list(pod.argv),
         "env": dict(pod.env),
         "gateway": pod.gateway,
+        "netns": pod.netns,
+        "outside": pod.outside,
     }
 
 
@@ -114,4 +129,6 @@ def _pod(raw: Mapping[str, Any]) -> PodRecord:
         argv=tuple(argv),
         env=tuple(sorted(env.items())),
         gateway=str(raw.get("gateway", "")),
+        netns=str(raw.get("netns", "")),
+        outside=bool(raw.get("outside", False)),
     )

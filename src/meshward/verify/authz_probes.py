@@ -12,8 +12,6 @@ deciding policy and rule. Requests a CUSTOM provider decides are probed apart
 
 from __future__ import annotations
 
-import http.client
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,9 +20,17 @@ from pathlib import Path
 
 from meshward.model.authorization import AuthzRule, OperationMatch, StringMatch
 from meshward.model.authz_eval import Decision, Request, evaluate
-from meshward.model.ir import InboundPort, MeshModel, OutboundService, ProxyModel, is_http
+from meshward.model.ir import (
+    LOOPBACK,
+    InboundPort,
+    MeshModel,
+    Network,
+    OutboundService,
+    ProxyModel,
+    is_http,
+)
 from meshward.state.layout import StateDir
-from meshward.verify import access_log
+from meshward.verify import access_log, dial
 from meshward.verify.probe import ProbeResult
 from meshward.xds.access_log import denial, shadow_decisions
 from meshward.xds.ext_authz import enabled_metadata_key
@@ -49,6 +55,7 @@ class Plan:
     caller: Caller
     request: Request
     decision: Decision
+    network: Network = LOOPBACK  # how the caller's app reaches the service (verify/dial.py)
 
 
 def authz_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
@@ -222,7 +229,7 @@ def _candidate_plans(
                         headers=(),
                         is_http=is_http(port.protocol),
                     )
-                    yield Plan(caller, request, evaluate(port.authz, request))
+                    yield Plan(caller, request, evaluate(port.authz, request), model.network)
 
 
 def _plans(
@@ -344,50 +351,28 @@ def _describe(named: tuple[str, str, int | None] | None) -> str:
     return f"denied by {action} {policy}" + (f" rule[{rule}]" if rule is not None else "")
 
 
+def _route(
+    plan: Plan, server: ProxyModel, port: InboundPort, service: OutboundService
+) -> dial.Route | None:
+    caller = plan.caller
+    if caller.proxy is not None:
+        return dial.via_sidecar(plan.network, caller.proxy, service)
+    return dial.direct((server.pod.address.pod_ip, port.port))
+
+
 def _send_http(
     plan: Plan, server: ProxyModel, port: InboundPort, service: OutboundService, probe_id: str
 ) -> int | None:
-    caller = plan.caller
-    if caller.proxy is not None:
-        address = (caller.proxy.pod.address.pod_ip, caller.proxy.outbound_http_port)
-        target = f"http://{service.fqdn}:{service.port}{plan.request.path}"
-    else:
-        address = (server.pod.address.pod_ip, port.port)
-        target = plan.request.path
-    connection = http.client.HTTPConnection(*address, timeout=5)
-    try:
-        connection.request(
-            plan.request.method,
-            target,
-            headers={"Host": plan.request.host, "X-Meshward-Probe": probe_id},
-        )
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    except (OSError, http.client.HTTPException):
+    route = _route(plan, server, port, service)
+    if route is None:
         return None
-    finally:
-        connection.close()
+    host, path = plan.request.host, plan.request.path
+    return dial.http_request(route, plan.request.method, host, path, {"X-Meshward-Probe": probe_id})
 
 
 def _send_tcp(plan: Plan, server: ProxyModel, port: InboundPort, service: OutboundService) -> str:
     """ "open" if the connection was accepted and stayed usable, else what happened."""
-    caller = plan.caller
-    if caller.proxy is not None:
-        mine = caller.proxy.outbound_to(service)
-        if mine is None or mine.tcp_bind is None:
-            return "no local port for the service"
-        address = mine.tcp_bind
-    else:
-        address = (server.pod.address.pod_ip, port.port)
-    try:
-        with socket.create_connection(address, timeout=3) as sock:
-            sock.sendall(b"PING\r\n")
-            sock.settimeout(1.0)
-            try:
-                data = sock.recv(64)
-            except TimeoutError:
-                return "open (no answer yet)"
-            return f"open: {data[:20]!r}" if data else "closed by the server"
-    except OSError as error:
-        return f"refused: {error}"
+    route = _route(plan, server, port, service)
+    if route is None:
+        return "no local port for the service"
+    return dial.tcp_exchange(route)

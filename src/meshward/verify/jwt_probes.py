@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.client
 import json
 import secrets
 import time
@@ -43,7 +42,7 @@ from meshward.model.ir import MeshModel, OutboundService, ProxyModel, is_http
 from meshward.model.request_authn import JwtRule
 from meshward.state.layout import StateDir
 from meshward.state.records import read_json
-from meshward.verify import access_log
+from meshward.verify import access_log, dial
 from meshward.verify.authz_probes import service_for
 from meshward.verify.probe import ProbeResult
 
@@ -135,7 +134,8 @@ def jwt_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
             if not rule.jwks:
                 continue  # no keys: refused anyway, and the jwks probe says why
             for name, token in forgeries(rule, time.time()).items():
-                results.append(_send(client, service, logs, rule, name, token))
+                route = dial.via_sidecar(model.network, client, service)
+                results.append(_send(client, service, route, logs, rule, name, token))
     return results
 
 
@@ -170,6 +170,7 @@ def _targets(model: MeshModel) -> Iterator[tuple[ProxyModel, OutboundService]]:
 def _send(
     client: ProxyModel,
     service: OutboundService,
+    route: dial.Route | None,
     logs: list[Path],
     rule: JwtRule,
     name: str,
@@ -179,23 +180,15 @@ def _send(
     headers, query = placement(rule, token)
     host = f"{service.fqdn}:{service.port}"
     target = f"{name}: {client.pod.key} → {service.name}.{service.namespace}:{service.port}"
-    connection = http.client.HTTPConnection(
-        client.pod.address.pod_ip, client.outbound_http_port, timeout=5
-    )
-    status: int | None = None
-    try:
-        connection.request(
-            "GET",
-            f"http://{host}/{query}",
-            headers={"Host": host, "X-Meshward-Probe": probe_id, **headers},
+    # Through the client's sidecar as its app sends (verify/dial.py: in netns mode from
+    # inside the client's pod to the service VIP).
+    status = (
+        None
+        if route is None
+        else dial.http_request(
+            route, "GET", host, f"/{query}", {"X-Meshward-Probe": probe_id, **headers}
         )
-        response = connection.getresponse()
-        response.read()
-        status = response.status
-    except (OSError, http.client.HTTPException):
-        status = None
-    finally:
-        connection.close()
+    )
     entry = access_log.wait_for(logs, lambda e: e.get("probe") == probe_id)
     details = str(entry.get("details")) if entry else "no access-log entry"
     passed = status == 401 and details.startswith(DENIED)

@@ -17,6 +17,9 @@ Check = Literal[
     "authz-custom",
     "jwt",
     "jwks",
+    "no-bypass",
+    "outside-through-sidecar",
+    "egress-policy",
 ]
 
 

@@ -25,13 +25,16 @@ from meshward.identity import SpiffeId
 from meshward.model import build
 from meshward.model.authz_eval import Request, evaluate
 from meshward.model.ir import MeshModel, OutboundService, Pod, ProxyModel, is_http
+from meshward.netns.naming import MeshNet
 from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
-from meshward.verify import access_log
+from meshward.state.records import read_json
+from meshward.verify import access_log, dial
 from meshward.verify.authz_probes import authz_probes
 from meshward.verify.connect import plaintext_attempt, tls_handshake
 from meshward.verify.identity import ProbeCredential, foreign, issue
 from meshward.verify.jwt_probes import jwt_probes
+from meshward.verify.netns_probes import netns_probes
 from meshward.verify.probe import ProbeResult
 
 # A served certificate with less than this share of its lifetime left means rotation (at
@@ -47,7 +50,7 @@ def run_probes(state: StateDir) -> list[ProbeResult]:
     if mesh is None:
         return []
     config = load([state.config])
-    model = build(config, mesh.addresses())[0]
+    model = build(config, mesh.addresses(), mesh.model_network())[0]
     ca = CertificateAuthority.load_or_create(
         state.ca, trust_domain=model.trust_domain, now=datetime.now(UTC)
     )
@@ -65,6 +68,9 @@ def run_probes(state: StateDir) -> list[ProbeResult]:
         results += _traffic_probes(state, model)
         results += authz_probes(state, model)
         results += jwt_probes(state, model)
+        net = MeshNet.from_runner(read_json(state.runner) or {})
+        if net is not None:
+            results += netns_probes(state, model, net)
     return results
 
 
@@ -165,14 +171,14 @@ def _traffic_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
         mtls_endpoints = [e for e in service_out.endpoints if e.mtls]
         target = f"{client.pod.key} → {service_out.fqdn}:{service_out.port}"
         if not mtls_endpoints:
-            results.append(_legacy_probe(client, service_out, target))
+            results.append(_legacy_probe(model, client, service_out, target))
             continue
         logs = [
             state.sidecar_log(e.pod.namespace, e.pod.pod_name)
             for e in mtls_endpoints
             if pods[e.pod].has_sidecar
         ]
-        results.append(_mtls_probe(client, service_out, target, logs))
+        results.append(_mtls_probe(model, client, service_out, target, logs))
     return results
 
 
@@ -227,16 +233,22 @@ def _client_outbound(client: ProxyModel, service: OutboundService) -> OutboundSe
 
 
 def _mtls_probe(
-    client: ProxyModel, service: OutboundService, target: str, logs: list[Path]
+    model: MeshModel,
+    client: ProxyModel,
+    service: OutboundService,
+    target: str,
+    logs: list[Path],
 ) -> ProbeResult:
     assert client.pod.identity is not None
     expected_peer = client.pod.identity.uri
     expected = f"mTLS; server authenticates {expected_peer}"
     probe_id = uuid.uuid4().hex
     started = time.time() - 1
-    mine = _client_outbound(client, service)
+    route = dial.via_sidecar(model.network, client, service)
+    if route is None:
+        return ProbeResult("mtls-between-sidecars", target, expected, "no route", False)
     if is_http(service.protocol):
-        status = _http_via_sidecar(client, mine, probe_id)
+        status = _http_via_sidecar(route, service, probe_id)
         if status is None or status == 503:
             return ProbeResult("mtls-between-sidecars", target, expected, f"HTTP {status}", False)
 
@@ -244,9 +256,7 @@ def _mtls_probe(
             return entry.get("probe") == probe_id
 
     else:
-        if mine.tcp_bind is None:
-            return ProbeResult("mtls-between-sidecars", target, expected, "no local port", False)
-        _tcp_via_sidecar(*mine.tcp_bind)
+        dial.tcp_exchange(route)
         ports = {str(e.port) for e in service.endpoints}
 
         def match(entry: access_log.Entry) -> bool:
@@ -270,59 +280,31 @@ def _mtls_probe(
     )
 
 
-def _legacy_probe(client: ProxyModel, service: OutboundService, target: str) -> ProbeResult:
+def _legacy_probe(
+    model: MeshModel, client: ProxyModel, service: OutboundService, target: str
+) -> ProbeResult:
     expected = "reachable in plaintext (destination has no sidecar: auto-mTLS sends plaintext)"
-    mine = _client_outbound(client, service)
+    route = dial.via_sidecar(model.network, client, service)
+    if route is None:
+        return ProbeResult("plaintext-to-legacy", target, expected, "no route", False)
     if is_http(service.protocol):
-        status = _http_via_sidecar(client, mine, uuid.uuid4().hex)
+        status = _http_via_sidecar(route, service, uuid.uuid4().hex)
         ok = status is not None and status != 503
         return ProbeResult("plaintext-to-legacy", target, expected, f"HTTP {status}", ok)
-    if mine.tcp_bind is None:
-        return ProbeResult("plaintext-to-legacy", target, expected, "no local port", False)
-    opened = _tcp_via_sidecar(*mine.tcp_bind)
-    return ProbeResult("plaintext-to-legacy", target, expected, opened, opened.startswith("ok"))
+    opened = dial.tcp_exchange(route)
+    return ProbeResult("plaintext-to-legacy", target, expected, opened, opened.startswith("open"))
 
 
-def _http_via_sidecar(client: ProxyModel, service: OutboundService, probe_id: str) -> int | None:
-    """GET / through the client's outbound HTTP listener, as the client app would. A gRPC
-    port gets a gRPC-shaped call instead (POST, `application/grpc`) to a method no server
-    has: a gRPC server answers it UNIMPLEMENTED with HTTP 200 (gRPC over HTTP/2, "Responses"),
-    where a plain GET is reset, which would read as a broken hop."""
-    import http.client
-
-    connection = http.client.HTTPConnection(
-        client.pod.address.pod_ip, client.outbound_http_port, timeout=5
-    )
-    headers = {"Host": f"{service.fqdn}:{service.port}", "X-Meshward-Probe": probe_id}
+def _http_via_sidecar(route: dial.Route, service: OutboundService, probe_id: str) -> int | None:
+    """GET / through the client's sidecar, as the client app would. A gRPC port gets a
+    gRPC-shaped call instead (POST, `application/grpc`) to a method no server has: a gRPC
+    server answers it UNIMPLEMENTED with HTTP 200 (gRPC over HTTP/2, "Responses"), where a
+    plain GET is reset, which would read as a broken hop."""
+    headers = {"X-Meshward-Probe": probe_id}
     method, path, body = "GET", "/", b""
     if service.protocol == "GRPC":
         method, path = "POST", GRPC_PROBE_PATH
         headers |= {"Content-Type": "application/grpc", "TE": "trailers"}
         body = b"\x00\x00\x00\x00\x00"  # one empty, uncompressed message (length-prefixed)
-    try:
-        connection.request(
-            method, f"http://{service.fqdn}:{service.port}{path}", body=body, headers=headers
-        )
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    except OSError:
-        return None
-    finally:
-        connection.close()
-
-
-def _tcp_via_sidecar(host: str, port: int) -> str:
-    import socket
-
-    try:
-        with socket.create_connection((host, port), timeout=3) as sock:
-            sock.sendall(b"PING\r\n")
-            sock.settimeout(1.0)
-            try:
-                data = sock.recv(64)
-            except TimeoutError:
-                data = b""
-            return f"ok: {data[:20]!r}"
-    except OSError as error:
-        return f"failed: {error}"
+    host = f"{service.fqdn}:{service.port}"
+    return dial.http_request(route, method, host, path, headers, body=body)

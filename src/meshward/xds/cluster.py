@@ -80,12 +80,22 @@ def _lb_endpoint(address: str, port: int) -> endpoint_components_pb2.LbEndpoint:
     return endpoint
 
 
-def inbound_cluster(port: ir.InboundPort, pod: ir.Pod) -> cluster_pb2.Cluster:
+def inbound_cluster(
+    port: ir.InboundPort, pod: ir.Pod, bind: str | None = None
+) -> cluster_pb2.Cluster:
     """`inbound|<port>||`: the local app at `app_ip:<port>`. HTTP/1.1 to an HTTP app (the
-    default), h2 with prior knowledge to an HTTP2/GRPC app."""
+    default), h2 with prior knowledge to an HTTP2/GRPC app. `bind`: the source address of
+    connections to the app (netns mode: 127.0.0.6, which the pod's capture rules let pass —
+    Istio's inbound passthrough bind)."""
     # The app is reached in plaintext; only HTTP2/GRPC get options (h2 prior knowledge).
     http = _http_options(port.protocol, plaintext=True)
-    return _static_cluster(port.cluster_name, [_lb_endpoint(pod.address.app_ip, port.port)], http)
+    endpoints = [_lb_endpoint(pod.address.app_ip, port.port)]
+    cluster = _static_cluster(port.cluster_name, endpoints, http)
+    if bind is not None:
+        cluster.upstream_bind_config.source_address.CopyFrom(
+            core.socket_address(bind, 0).socket_address
+        )
+    return cluster
 
 
 def _tls_mode(mtls: bool) -> struct_pb2.Struct:
@@ -128,3 +138,20 @@ def outbound_cluster(service: ir.OutboundService) -> cluster_pb2.Cluster:
     else:
         cluster.transport_socket.CopyFrom(tls.tls_socket(context))
     return cluster
+
+
+def passthrough_cluster(name: str) -> cluster_pb2.Cluster:
+    """Istio's `PassthroughCluster`: connect to the original destination (ORIGINAL_DST with
+    the cluster-provided load balancer), plaintext, as the app itself would have."""
+    cluster = cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.ORIGINAL_DST,
+        lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED,
+    )
+    cluster.connect_timeout.CopyFrom(CONNECT_TIMEOUT)
+    return cluster
+
+
+def blackhole_cluster(name: str) -> cluster_pb2.Cluster:
+    """Istio's `BlackHoleCluster`: no endpoints, so every connection routed here is closed."""
+    return _static_cluster(name, [], None)

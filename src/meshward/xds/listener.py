@@ -1,4 +1,5 @@
-"""Sidecar listeners: inbound per app port, the outbound HTTP proxy port, outbound TCP ports.
+"""Sidecar listeners: inbound per app port, the outbound HTTP proxy port, outbound TCP ports
+(loopback mode), or the two virtual listeners that captured traffic arrives on (netns mode).
 
 Called by translate.py. Inbound filter chains follow the port's effective mTLS mode (decided
 by model/ from PeerAuthentication); the table `_CHAINS` maps mode to chains. The HTTP
@@ -6,6 +7,14 @@ connection manager is built in exactly one function, `http_connection_manager`, 
 filters added later (access log, authn, RBAC) are added in one place. AuthorizationPolicies
 become RBAC filters (xds/rbac.py): HTTP filters before the router, network filters before
 tcp_proxy.
+
+netns mode follows Istio's sidecar: iptables redirects inbound TCP to `virtualInbound`
+(0.0.0.0:15006) and outbound TCP to `virtualOutbound` (0.0.0.0:15001); the original_dst
+listener filter restores the destination the client dialled, and filter chains match on it.
+Inbound: the very chains of the per-port listener (one builder, two modes), each also
+matching its destination port; a port with no chain has no match and is closed. Outbound:
+one chain per service VIP:port; anything else takes the default chain to PassthroughCluster
+(ALLOW_ANY) or BlackHoleCluster (REGISTRY_ONLY) — Istio's `outboundTrafficPolicy`.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
@@ -33,7 +43,15 @@ HCM_FILTER = "envoy.filters.network.http_connection_manager"
 TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
 ROUTER_FILTER = "envoy.filters.http.router"
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+ORIGINAL_DST = "envoy.filters.listener.original_dst"
 OUTBOUND_HTTP_LISTENER = "outbound_http"
+VIRTUAL_INBOUND = "virtualInbound"
+VIRTUAL_OUTBOUND = "virtualOutbound"
+PASSTHROUGH_CLUSTER = "PassthroughCluster"
+# The source of the sidecar's connections to its app in netns mode; must equal
+# netns/capture.py INBOUND_PASSTHROUGH_BIND (xds does not import netns: a test pins both).
+INBOUND_BIND = "127.0.0.6"
+BLACKHOLE_CLUSTER = "BlackHoleCluster"
 
 _HCM = hcm_pb2.HttpConnectionManager
 
@@ -169,6 +187,30 @@ def _inbound_chain(
     return chain
 
 
+def _inbound_chains(
+    port: ir.InboundPort, trust_domain: str, jwt_rules: Sequence[JwtRule]
+) -> list[listener_components_pb2.FilterChain]:
+    """The chains of one inbound port, by its effective mTLS mode (`_CHAINS`)."""
+    chains = _CHAINS[port.mtls]
+    matched = len(chains) > 1
+    return [
+        _inbound_chain(port, trust_domain, mtls=mtls, matched=matched, jwt_rules=jwt_rules)
+        for mtls in chains
+    ]
+
+
+def _tls_inspector() -> listener_components_pb2.ListenerFilter:
+    return listener_components_pb2.ListenerFilter(
+        name=TLS_INSPECTOR, typed_config=core.pack(tls_inspector_pb2.TlsInspector())
+    )
+
+
+def _original_dst() -> listener_components_pb2.ListenerFilter:
+    return listener_components_pb2.ListenerFilter(
+        name=ORIGINAL_DST, typed_config=core.pack(original_dst_pb2.OriginalDst())
+    )
+
+
 def inbound_listener(
     port: ir.InboundPort, pod: ir.Pod, trust_domain: str, jwt_rules: Sequence[JwtRule] = ()
 ) -> listener_pb2.Listener:
@@ -179,16 +221,62 @@ def inbound_listener(
         address=core.socket_address(pod.address.pod_ip, port.port),
         traffic_direction=base_pb2.INBOUND,
     )
-    chains = _CHAINS[port.mtls]
-    matched = len(chains) > 1
-    if matched:
-        listener.listener_filters.add(
-            name=TLS_INSPECTOR, typed_config=core.pack(tls_inspector_pb2.TlsInspector())
-        )
-    for mtls in chains:
-        listener.filter_chains.append(
-            _inbound_chain(port, trust_domain, mtls=mtls, matched=matched, jwt_rules=jwt_rules)
-        )
+    if len(_CHAINS[port.mtls]) > 1:
+        listener.listener_filters.append(_tls_inspector())
+    listener.filter_chains.extend(_inbound_chains(port, trust_domain, jwt_rules))
+    return listener
+
+
+def virtual_inbound_listener(proxy: ir.ProxyModel) -> listener_pb2.Listener:
+    """`virtualInbound` on 0.0.0.0:15006 (netns mode): every inbound port's chains, each
+    matching the port the client dialled (restored by original_dst)."""
+    listener = listener_pb2.Listener(
+        name=VIRTUAL_INBOUND,
+        address=core.socket_address("0.0.0.0", ir.VIRTUAL_INBOUND_PORT),
+        traffic_direction=base_pb2.INBOUND,
+    )
+    listener.listener_filters.append(_original_dst())
+    if any(len(_CHAINS[port.mtls]) > 1 for port in proxy.inbound):
+        listener.listener_filters.append(_tls_inspector())
+    for port in proxy.inbound:
+        for chain in _inbound_chains(port, proxy.trust_domain, proxy.jwt_rules):
+            chain.filter_chain_match.destination_port.value = port.port
+            listener.filter_chains.append(chain)
+    return listener
+
+
+def virtual_outbound_listener(
+    proxy: ir.ProxyModel, outbound: Sequence[ir.OutboundService]
+) -> listener_pb2.Listener:
+    """`virtualOutbound` on 0.0.0.0:15001 (netns mode): one chain per service VIP:port, and
+    a default chain for every other destination by the outbound traffic policy."""
+    listener = listener_pb2.Listener(
+        name=VIRTUAL_OUTBOUND,
+        address=core.socket_address("0.0.0.0", ir.VIRTUAL_OUTBOUND_PORT),
+        traffic_direction=base_pb2.OUTBOUND,
+    )
+    listener.listener_filters.append(_original_dst())
+    for service in outbound:
+        if not service.vip:
+            continue
+        chain = listener.filter_chains.add(name=service.cluster_name)
+        match = chain.filter_chain_match
+        match.prefix_ranges.add(address_prefix=service.vip).prefix_len.value = 32
+        match.destination_port.value = service.port
+        if ir.is_http(service.protocol):
+            manager = http_connection_manager(
+                stat_prefix=service.cluster_name,
+                routes=route.service_route(service),
+                peer_certificate=False,
+                direction="outbound",
+                log_filter=access_log.failures_only(),
+            )
+            chain.filters.append(hcm_filter(manager))
+        else:
+            chain.filters.append(tcp_proxy_filter(service.cluster_name, "outbound"))
+    unknown = PASSTHROUGH_CLUSTER if proxy.outbound_policy == "ALLOW_ANY" else BLACKHOLE_CLUSTER
+    listener.default_filter_chain.name = unknown
+    listener.default_filter_chain.filters.append(tcp_proxy_filter(unknown, "outbound"))
     return listener
 
 

@@ -71,3 +71,13 @@ def inbound_route(port: ir.InboundPort) -> route_pb2.RouteConfiguration:
         _virtual_host(f"inbound|http|{port.port}", ["*"], port.cluster_name)
     )
     return config
+
+
+def service_route(service: ir.OutboundService) -> route_pb2.RouteConfiguration:
+    """Inline route of one captured service VIP:port (netns mode): the VIP and port already
+    name the service, so every Host goes to its cluster."""
+    config = route_pb2.RouteConfiguration(name=service.cluster_name)
+    config.virtual_hosts.append(
+        _virtual_host(f"{service.fqdn}:{service.port}", ["*"], service.cluster_name)
+    )
+    return config

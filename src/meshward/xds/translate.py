@@ -84,8 +84,8 @@ def _cluster_input(service: ir.OutboundService) -> ir.OutboundService:
     # An outbound cluster is made from the upstream side only (cluster.outbound_cluster reads
     # neither the Host names nor the local TCP bind, which say how the app reaches it), so
     # callers that differ only there share one cluster.
-    if service.http_domains or service.tcp_bind is not None:
-        return dataclasses.replace(service, http_domains=(), tcp_bind=None)
+    if service.http_domains or service.tcp_bind is not None or service.vip:
+        return dataclasses.replace(service, http_domains=(), tcp_bind=None, vip="")
     return service
 
 
@@ -162,6 +162,9 @@ def translate(proxy: ir.ProxyModel, shared: SharedResources | None = None) -> Tr
     if not shared.unique(proxy.outbound):
         outbound = _unique(proxy, diagnostics)
 
+    if proxy.capture:
+        return _captured(proxy, outbound, shared, diagnostics)
+
     # Listeners in a fixed order (inbound, HTTP proxy port, TCP ports); on an address clash
     # the earlier one wins, because Envoy would reject the later bind for the whole LDS push.
     candidates: list[tuple[str, int, listener_pb2.Listener]] = [
@@ -216,6 +219,31 @@ def translate(proxy: ir.ProxyModel, shared: SharedResources | None = None) -> Tr
     diagnostics.extend(route_diagnostics)
     return Translation(
         snapshot=snapshot.make_snapshot(listeners=listeners, clusters=clusters, routes=[routes]),
+        diagnostics=tuple(diagnostics),
+    )
+
+
+def _captured(
+    proxy: ir.ProxyModel,
+    outbound: Sequence[ir.OutboundService],
+    shared: SharedResources,
+    diagnostics: list[Diagnostic],
+) -> Translation:
+    """netns mode: the two virtual listeners; the outbound clusters are the same as in
+    loopback mode, plus PassthroughCluster and BlackHoleCluster for unknown destinations."""
+    listeners = [
+        listener.virtual_inbound_listener(proxy),
+        listener.virtual_outbound_listener(proxy, outbound),
+    ]
+    clusters: list[snapshot.Encoded] = [
+        snapshot.encode(cluster.inbound_cluster(port, proxy.pod, listener.INBOUND_BIND))
+        for port in proxy.inbound
+    ]
+    clusters.extend(shared.clusters(outbound))
+    clusters.append(snapshot.encode(cluster.passthrough_cluster(listener.PASSTHROUGH_CLUSTER)))
+    clusters.append(snapshot.encode(cluster.blackhole_cluster(listener.BLACKHOLE_CLUSTER)))
+    return Translation(
+        snapshot=snapshot.make_snapshot(listeners=listeners, clusters=clusters, routes=[]),
         diagnostics=tuple(diagnostics),
     )
 

@@ -1,0 +1,34 @@
+"""netns tests: real network namespaces, veths, bridges and iptables — root on Linux only.
+
+Tests marked `netns` skip with the reason when the machine cannot run the mode (CI runs as
+root, so there they run). Each module gets its own address pool (its own 198.18.N.0/24 and
+198.19.N.0/24) from the e2e loopback range this suite owns, 127.170-179, so it never meets
+another module's or another mesh's pods.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import pytest
+
+
+def netns_unavailable() -> str:
+    """Why the netns mode cannot run here ("" when it can)."""
+    if not sys.platform.startswith("linux"):
+        return "netns mode needs Linux"
+    if os.geteuid() != 0:
+        return "netns mode needs root (network namespaces, iptables)"
+    missing = [t for t in ("ip", "iptables-restore", "setpriv", "getent") if not shutil.which(t)]
+    return f"netns mode needs {', '.join(missing)}" if missing else ""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    reason = netns_unavailable()
+    if not reason:
+        return
+    for item in items:
+        if item.get_closest_marker("netns") is not None:
+            item.add_marker(pytest.mark.skip(reason=reason))
