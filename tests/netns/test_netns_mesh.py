@@ -268,3 +268,24 @@ def test_verify_runs_the_netns_probes_and_all_hold(mesh: Mesh) -> None:
     assert {"no-bypass", "outside-through-sidecar", "egress-policy"} <= checks
     failed = [r for r in report["probes"] if not r["passed"]]
     assert result.returncode == 0 and failed == []
+
+
+def test_a_pod_attached_to_the_outside_network_is_reachable_there(mesh: Mesh) -> None:
+    """The gateway API: `attach_outside` gives a pod eth1 on the outside network; an outside
+    host reaches a listener on that address (and nothing else changes for the pod)."""
+    fabric, net = Fabric(_net(mesh)), _net(mesh)
+    old = mesh.pod("old", "legacy")
+    ip = fabric.attach_outside(old.netns, old.pod_ip)
+    assert ip == "198.19.172.3"  # the pod's host part on the outside subnet
+    outside, _ = fabric.add_outside_host("gwtest", 201)
+    listener = enter.listen(old.netns, (ip, 18091))
+    try:
+        with enter.connect(outside, (ip, 18091), timeout=3) as client:
+            accepted, peer = listener.accept()
+            accepted.close()
+            assert peer[0] == "198.19.172.201" and client.fileno() > 0
+    finally:
+        listener.close()
+        fabric.remove_pod(outside)
+        fabric.remove_link(net.outside_link("198.19.172.201"))
+        fabric.remove_link(net.gateway_link(old.pod_ip))
