@@ -13,6 +13,7 @@ import http.client
 import json
 import socket
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,25 @@ from tests.e2e.meshctl import Mesh
 
 pytestmark = pytest.mark.e2e
 
-POOL = "127.160.0.0/16"  # this module's own addresses (see the helpers' pool split)
+# This slice's addresses are 127.160-169.x.x. Every checkout's suite runs this module, so
+# each run takes a /16 no other mesh is using (Envoy's admin port free on its first pod
+# addresses), starting from one derived from the checkout so concurrent runs spread out.
+POOL_OCTETS = tuple(range(160, 170))
+
+
+def free_pool() -> str:
+    start = zlib.crc32(str(Path(__file__).resolve()).encode()) % len(POOL_OCTETS)
+    for i in range(len(POOL_OCTETS)):
+        second = POOL_OCTETS[(start + i) % len(POOL_OCTETS)]
+        try:
+            for host in range(2, 12):
+                with socket.socket() as probe:
+                    probe.bind((f"127.{second}.0.{host}", 15000))
+        except OSError:
+            continue
+        return f"127.{second}.0.0/16"
+    raise AssertionError("every pool of 127.160-169 is in use")
+
 
 RULES = """\
 rules:
@@ -267,7 +286,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory, files: tuple[Path, Path]) -> Iterator[Mesh]:
-    running = start_mesh(tmp_path_factory.mktemp("extauthz-mesh"), files[0], POOL)
+    running = start_mesh(tmp_path_factory.mktemp("extauthz-mesh"), files[0], free_pool())
     try:
         # Ready means sidecars ready; the provider app (a Python gRPC server) may still be
         # starting, and until it listens every CUSTOM request would fail closed.
