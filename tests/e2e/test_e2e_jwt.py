@@ -235,4 +235,6 @@ def _run(
     assert "openid-configuration" in stale["error"] and stale["failures"] >= 1
     assert get("/headers", rotated)[0] == 200
     shown = mesh.cli("status")
-    assert f"jwks: discovery {issuer}/.well-known/openid-configuration: stale" in shown.stdout
+    assert (
+        f"jwks: MW0440 discovery {issuer}/.well-known/openid-configuration: stale" in shown.stdout
+    )

@@ -43,7 +43,12 @@ def test_failure_keeps_last_good_keys_and_backs_off() -> None:
     assert sets.fetch(SOURCE, 600) is False
     assert sets.keys(SOURCE.url) == KEYS_A  # last good stays in force
     status = sets.status()[0]
-    assert (status["state"], status["error"], status["failures"]) == ("stale", "down", 1)
+    assert (status["state"], status["code"], status["error"], status["failures"]) == (
+        "stale",
+        "MW0440",
+        "down",
+        1,
+    )
     assert sets.due(600.9) == [] and sets.due(601) == [SOURCE]  # backoff 1 s
     sets.fetch(SOURCE, 601)
     assert sets.due(602.9) == [] and sets.due(603) == [SOURCE]  # then 2 s
@@ -61,7 +66,7 @@ def test_never_fetched_source_has_no_keys() -> None:
     sets, _ = _sets(JwksFetchError("refused"))
     sets.fetch(SOURCE, 0)
     assert sets.keys(SOURCE.url) == ""
-    assert sets.status()[0]["state"] == "no-keys"
+    assert (sets.status()[0]["state"], sets.status()[0]["code"]) == ("no-keys", "MW0441")
 
 
 @pytest.mark.parametrize(

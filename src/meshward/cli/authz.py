@@ -147,6 +147,35 @@ def _request(args: argparse.Namespace, target: Target, principal: str, ip: str) 
     )
 
 
+def explain_request(
+    state: StateDir,
+    *,
+    source: str,
+    source_namespace: str,
+    to: str,
+    path: str = "/",
+    headers: Sequence[str] = (),
+    jwt: str | None = None,
+) -> int:
+    """`meshward authz explain` for one request from a workload (the demo's explanations)."""
+    return explain(
+        argparse.Namespace(
+            state_dir=state.root,
+            to=to,
+            source=source,
+            source_namespace=source_namespace,
+            principal=None,
+            plaintext=False,
+            method="GET",
+            path=path,
+            header=list(headers) or None,
+            source_ip=None,
+            exit_code=False,
+            jwt=jwt,
+        )
+    )
+
+
 def explain(args: argparse.Namespace) -> int:
     state = StateDir(args.state_dir)
     model = _model(state)

@@ -179,21 +179,8 @@ def _show_denial(state: StateDir) -> None:
     except (OSError, ValueError) as error:
         print(f"refused ({error})")
     print("  Why? `meshward authz explain --from location-service -n geo --to database.core`:")
-    authz.explain(
-        argparse.Namespace(
-            state_dir=state.root,
-            to="database.core:6379",
-            source="location-service",
-            source_namespace="geo",
-            principal=None,
-            plaintext=False,
-            method="GET",
-            path="/",
-            header=None,
-            source_ip=None,
-            exit_code=False,
-            jwt=None,
-        )
+    authz.explain_request(
+        state, source="location-service", source_namespace="geo", to="database.core:6379"
     )
     time.sleep(0.5)  # the sidecar flushes its access log every 100 ms
     log = state.sidecar_log("core", "database-0")

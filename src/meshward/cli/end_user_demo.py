@@ -9,7 +9,6 @@ token refused by every sidecar (401), and `authz explain --jwt` saying why.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import http.client
 import json
@@ -79,21 +78,14 @@ def show(state: StateDir, get_user: GetUser, extra: dict[str, str]) -> None:
         "  Why? `meshward authz explain --from location-service -n geo --to user-service.core"
         " --path /users/1 --jwt TOKEN`:"
     )
-    authz.explain(
-        argparse.Namespace(
-            state_dir=state.root,
-            to="user-service.core:8080",
-            source="location-service",
-            source_namespace="geo",
-            principal=None,
-            plaintext=False,
-            method="GET",
-            path="/users/1",
-            header=[f"{k}={v}" for k, v in extra.items()],
-            source_ip=None,
-            exit_code=False,
-            jwt=user,
-        )
+    authz.explain_request(
+        state,
+        source="location-service",
+        source_namespace="geo",
+        to="user-service.core:8080",
+        path="/users/1",
+        headers=[f"{k}={v}" for k, v in extra.items()],
+        jwt=user,
     )
 
 

@@ -204,7 +204,8 @@ def verify(args: argparse.Namespace) -> int:
 
 def jwks_line(source: dict[str, Any]) -> str:
     """One key source as `status` and `verify` show it (state from jwks/key_sets.py)."""
-    kind = "discovery " if source.get("discovery") else ""
+    kind = f"{source['code']} " if source.get("code") else ""
+    kind += "discovery " if source.get("discovery") else ""
     kids = ", ".join(source.get("kids") or []) or "none"
     text = (
         f"{kind}{source['source']}: {source['state']} (kids: {kids}; fetches {source['fetches']})"

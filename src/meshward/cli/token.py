@@ -27,7 +27,10 @@ def add_parser(
         "issue",
         parents=[common],
         help="print a JWT signed by the IdP sample's key store",
-        description=__doc__.split("\n\n")[1],
+        description="Print a JWT signed with the signing key of an IdP sample key store "
+        "(the directory `python -m meshward.samples.idp --key-dir` publishes as its JWKS; "
+        "created with one key if empty). --issuer must be the issuer a RequestAuthentication "
+        "names.",
     )
     issue.add_argument("--issuer", required=True, help="the `iss` claim (the IdP's issuer URL)")
     issue.add_argument("--sub", required=True, help="the `sub` claim")

@@ -363,6 +363,19 @@ CATALOG: dict[str, Code] = _table(
         "Gateway credentialName not in the secret store; its handshakes fail until created",
         fix="meshward secret create tls NAME --cert F --key F [--cacert F]",
     ),
+    # MW044x JWKS for RequestAuthentication (jwks/key_sets.py; control-plane.json `jwks`)
+    Code(
+        "MW0440",
+        E,
+        "JWKS fetch failed; the last good key set stays in force",
+        fix="make the jwksUri / issuer discovery reachable (status shows the error)",
+    ),
+    Code(
+        "MW0441",
+        E,
+        "no JWKS fetched yet: tokens of the rule are refused (401) until a fetch succeeds",
+        fix="check the jwksUri or issuer, and jwksFetchBlockedCidrs (status shows the error)",
+    ),
     # MW042x ca/ — the CA's own certificates (CertificateAuthority.health)
     Code("MW0420", W, "CA signing or root certificate expires soon; rotate it"),
     Code("MW0421", E, "CA signing or root certificate has expired"),

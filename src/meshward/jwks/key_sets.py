@@ -146,6 +146,7 @@ class KeySets:
                 "source": e.source.url,
                 "discovery": e.source.discovery,
                 "state": _state(e),
+                "code": _CODES.get(_state(e), ""),
                 "kids": sorted(e.kids),
                 "jwks": e.jwks,  # public keys: `authz explain --jwt` checks tokens with them
                 "fetched_at": e.fetched_at,
@@ -158,6 +159,9 @@ class KeySets:
             }
             for e in sorted(self._entries.values(), key=lambda e: e.source.url)
         ]
+
+
+_CODES = {"stale": "MW0440", "no-keys": "MW0441"}  # diagnostics catalog, runtime range
 
 
 def _state(entry: _Entry) -> str:

@@ -41,7 +41,7 @@ from meshward.config.resources import (
     selector_matches,
 )
 from meshward.diagnostics import Diagnostic
-from meshward.model import ir, request_authn
+from meshward.model import ir
 from meshward.model.authorization import (
     ACTION_ORDER,
     AuthzPolicy,
@@ -88,9 +88,13 @@ def index(
 
 
 def applies(
-    policy: AuthorizationPolicy, root_namespace: str, namespace: str, labels: Labels
+    policy: AuthorizationPolicy | RequestAuthentication,
+    root_namespace: str,
+    namespace: str,
+    labels: Labels,
 ) -> bool:
-    """Istio's selection of one policy for a workload in `namespace` with `labels`."""
+    """Istio's selection of one policy for a workload in `namespace` with `labels` (the same
+    for RequestAuthentication: pilot getConfigsForWorkload serves both kinds)."""
     if policy.meta.namespace not in (namespace, root_namespace):
         return False
     return policy.selector is None or selector_matches(policy.selector, labels)
@@ -345,7 +349,7 @@ def diagnose(
             str(pod.key)
             for pod in targets
             if not any(
-                request_authn.applies(r, idx.root_namespace, pod.key.namespace, pod.labels)
+                applies(r, idx.root_namespace, pod.key.namespace, pod.labels)
                 for r in request_authns
             )
         ]

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from meshward.config.resources import JwtRuleSpec, Labels, RequestAuthentication
-from meshward.config.resources import selector_matches as _matches
 from meshward.diagnostics import Diagnostic
+from meshward.model.authz import applies
 from meshward.model.finding import finding
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"  # OpenID Connect Discovery 1.0 §4
@@ -72,14 +72,6 @@ def key_source(spec: JwtRuleSpec) -> str:
     if spec.jwks_uri:
         return spec.jwks_uri
     return spec.issuer.rstrip("/") + DISCOVERY_PATH
-
-
-def applies(
-    policy: RequestAuthentication, root_namespace: str, namespace: str, labels: Labels
-) -> bool:
-    if policy.meta.namespace not in (namespace, root_namespace):
-        return False
-    return policy.selector is None or _matches(policy.selector, labels)
 
 
 def compile_pod(

@@ -141,7 +141,8 @@ def jwt_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
 
 def _source_probe(source: Mapping[str, Any]) -> ProbeResult:
     state = source.get("state")
-    error = f": {source['error']}" if source.get("error") else ""
+    code = f" {source['code']}" if source.get("code") else ""
+    error = f"{code}: {source['error']}" if source.get("error") else code
     return ProbeResult(
         "jwks",
         source["source"],
