@@ -561,12 +561,14 @@ def run_wrk(
     host: str = "127.0.0.1",
     headers: tuple[tuple[str, str], ...] = (),
     netns: str = "",
+    scheme: str = "http",
 ) -> dict[str, Any]:
+    """`scheme` "https": wrk does the TLS handshake itself (certificates are not checked)."""
     inside = ["ip", "netns", "exec", netns] if netns else []
     argv = [*inside,
         "wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", f"{seconds:g}s", "--latency",
         *(arg for name, value in headers for arg in ("-H", f"{name}: {value}")),
-        f"http://{host}:{port}{path}",
+        f"{scheme}://{host}:{port}{path}",
     ]  # fmt: skip
     # wrk runs in a session of its own. Linux (sched_autogroup_enabled=1, the default on
     # desktop and many cloud kernels) shares CPU fairly between sessions first, then between

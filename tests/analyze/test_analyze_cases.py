@@ -103,6 +103,9 @@ def test_simple_system_example() -> None:
         ("MW0550", "Workload core/credentials", f"{EXAMPLE}/external-authn.yaml:7"),
         ("MW0510", "Workload geo/location-service", f"{EXAMPLE}/geo.yaml:4"),
         ("MW0511", "Namespace geo", f"{EXAMPLE}/geo.yaml:4"),
+        # The ingress gateway's namespace has no default deny: the gateway answers whoever
+        # reaches it, as an edge does (its Gateway servers and VirtualServices decide what).
+        ("MW0511", "Namespace istio-system", f"{EXAMPLE}/ingress.yaml:9"),
         ("MW0530", "MeshConfig default/mesh", f"{EXAMPLE}/mesh.yaml:6"),
         (
             "MW0501",

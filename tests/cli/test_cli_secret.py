@@ -14,9 +14,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.e2e.ingress_pki import Ca
 
 from meshward.cli.main import main
+from meshward.samples.edge_pki import Ca
 from meshward.state import secrets
 from meshward.state.layout import StateDir
 

@@ -18,15 +18,15 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from meshward.samples.edge_pki import Ca
 from meshward.state.layout import StateDir
 from tests.e2e.conftest import stop_mesh
-from tests.e2e.ingress_pki import Ca
 from tests.e2e.meshctl import Mesh
 
 pytestmark = pytest.mark.e2e
 
 MESH_DIR = Path(__file__).parent / "ingress"
-POOL = "127.150.0.0/16"  # this helper's pool (tests of the other slices use others)
+POOL = "127.151.0.0/16"  # its own /16 (127.150 is bench/dataplane.py's mesh)
 GATEWAY_URI = "spiffe://e2e.test/ns/istio-system/sa/ingressgateway"
 MOBILE_URI = "spiffe://mobile.example.com/ns/apps/sa/mobile"
 
@@ -250,3 +250,24 @@ def _gateway_pid(edge: Edge) -> int:
     del pods
     agent = json.loads(edge.mesh.state.agent.read_text())
     return int(agent["pods"]["istio-system/ingressgateway-0"]["envoy_pid"])
+
+
+def test_verify_probes_the_gateway(edge: Edge) -> None:
+    """`meshward verify` derives the gateway probes from the Gateways in force."""
+    result = edge.mesh.cli("verify", "--json")
+    report = json.loads(result.stdout)
+    gateway = [p for p in report["probes"] if p["check"].startswith("gateway-")]
+    failed = [p for p in gateway if not p["passed"]]
+    assert failed == []
+    counted: dict[str, int] = {}
+    for probe in gateway:
+        counted[probe["check"]] = counted.get(probe["check"], 0) + 1
+    # Three terminating chains (www SIMPLE, mobile MUTUAL on 8443; OPTIONAL_MUTUAL on 8444):
+    # a certificate and a minimum-version probe each; MUTUAL two refusals; one passthrough.
+    assert counted == {
+        "gateway-certificate": 3,
+        "gateway-min-version": 3,
+        "gateway-mutual-refused": 2,
+        "gateway-passthrough": 1,
+    }
+    assert result.returncode == 0, [p for p in report["probes"] if not p["passed"]]

@@ -61,7 +61,11 @@ def test_gateway_model_whole() -> None:
     )
     # The gateway reaches services with Istio mTLS as itself, like a sidecar.
     assert {(o.name, o.tls) for o in proxy.outbound} == {("users", "AUTO"), ("vault", "AUTO")}
-    assert all(o.tcp_bind is None for o in proxy.outbound)
+    # Its local TCP listener for vault avoids the Gateway's own 8443: the next free port.
+    assert [(o.name, o.tcp_bind) for o in proxy.outbound] == [
+        ("users", None),
+        ("vault", (proxy.pod.address.pod_ip, 20000)),
+    ]
 
 
 _BAD_ROUTE = """\

@@ -73,6 +73,19 @@ def test_expected_documents() -> None:
             ("external-authn.yaml", "security.istio.io/v1", "AuthorizationPolicy", "core", name)
             for name in ("users-need-api-key", "credentials-from-user-service")
         ),
+        ("ingress.yaml", "meshward.io/v1alpha1", "Workload", "istio-system", "ingressgateway"),
+        ("ingress.yaml", "networking.istio.io/v1", "Gateway", "istio-system", "public"),
+        ("ingress.yaml", "networking.istio.io/v1", "VirtualService", "core", "users"),
+        ("ingress.yaml", "networking.istio.io/v1", "VirtualService", "core", "vault"),
+        ("ingress.yaml", "meshward.io/v1alpha1", "Workload", "core", "vault"),
+        ("ingress.yaml", "v1", "Service", "core", "vault"),
+        (
+            "ingress.yaml",
+            "security.istio.io/v1",
+            "AuthorizationPolicy",
+            "core",
+            "vault-from-ingress",
+        ),
         (
             "peer-authentication.yaml",
             "security.istio.io/v1",
@@ -121,7 +134,7 @@ def test_security_and_topology_as_designed() -> None:
         doc["metadata"]["name"]: (
             doc["spec"].get("replicas", 1),
             doc["spec"].get("sidecar", True),
-            [(port["name"], port["port"]) for port in doc["spec"]["ports"]],
+            [(port["name"], port["port"]) for port in doc["spec"].get("ports", [])],
         )
         for doc in docs
         if doc["kind"] == "Workload"
@@ -140,6 +153,8 @@ def test_security_and_topology_as_designed() -> None:
             "reports": (1, False, [("http", 8000)]),
             "credentials": (1, True, [("grpc", 9000)]),
             "idp": (1, False, [("http", 9443)]),
+            "ingressgateway": (1, True, []),  # a gateway pod: its Envoy alone
+            "vault": (1, True, [("tls", 8443)]),
         },
         [{"name": "tcp-redis", "port": 6379, "targetPort": 6379, "appProtocol": "redis"}],
     )
@@ -147,8 +162,8 @@ def test_security_and_topology_as_designed() -> None:
 
 def test_workload_commands_are_runnable() -> None:
     for _, doc in _documents():
-        if doc["kind"] != "Workload":
-            continue
+        if doc["kind"] != "Workload" or doc["spec"].get("gateway"):
+            continue  # a gateway Workload runs no command
         command = doc["spec"]["command"]
         if command[:2] == ["python", "-m"]:
             assert importlib.util.find_spec(command[2]) is not None, command
@@ -167,4 +182,6 @@ def test_config_loader_accepts_the_example() -> None:
         len(loaded.request_authentications),
         loaded.mesh.trust_domain,
         [p.name for p in loaded.mesh.extension_providers],
-    ) == ((), 6, 6, 2, 9, 1, "cluster.local", ["credentials"])
+        len(loaded.gateways),
+        len(loaded.virtual_services),
+    ) == ((), 8, 7, 2, 10, 1, "cluster.local", ["credentials"], 1, 2)

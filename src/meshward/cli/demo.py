@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from meshward.cli import analyze as analyze_command
-from meshward.cli import authz, end_user_demo, inspect, lifecycle
+from meshward.cli import authz, demo_ingress, end_user_demo, inspect, lifecycle
 from meshward.errors import MeshwardError
 from meshward.netns import enter
 from meshward.runner.runner import Runner
@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         Runner.claim(state)
         network = lifecycle.network_mode(mode, args.address_pool, state)
         network.check()
+        # The ingress example's credentials exist before the gateway starts (README "Ingress").
+        pki = demo_ingress.prepare(state) if (example / "ingress.yaml").exists() else None
         diagnostics = Runner.seed(state, [example])
     except MeshwardError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -72,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
         _wait_for_apps(state)
         admin = end_user_demo.bearer(end_user_demo.token(state, "admin"))
         _show_request(state, admin)
+        if pki is not None:
+            headers = {"x-api-key": credentials.API_KEY} | admin
+            demo_ingress.show(state, pki, headers)
         _show_denial(state)
         print("\nverifying (probes derived from the effective configuration) ...\n", flush=True)
         results = run_probes(state)

@@ -28,7 +28,7 @@ from meshward.netns.naming import MeshNet
 from meshward.process import kill_and_wait, pid_alive
 from meshward.runner.network import DEFAULT_POOL, Loopback, Netns, NetworkMode
 from meshward.runner.readiness import wait_ready
-from meshward.runner.runner import Runner
+from meshward.runner.runner import Runner, missing_credentials
 from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
 from meshward.state.records import read_json
@@ -101,6 +101,8 @@ def up(args: argparse.Namespace) -> int:
     except MeshwardError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if not has_errors(diagnostics):  # a Gateway credential not created yet: said, not refused
+        diagnostics = (*diagnostics, *missing_credentials(state, load([state.config])))
     print_diagnostics(diagnostics)
     if has_errors(diagnostics):
         print("refused: the config has errors; nothing was started", file=sys.stderr)

@@ -54,6 +54,22 @@ class _Context:
             self.findings.append(finding(code, meta, path, message))
 
 
+def listen_ports(
+    pods: Iterable[ir.Pod], gateways: Sequence[Gateway]
+) -> dict[ir.PodKey, frozenset[int]]:
+    """The Gateway ports each gateway pod will bind (its local TCP listeners avoid them)."""
+    return {
+        pod.key: frozenset(
+            server.port
+            for gw in gateways
+            if selector_matches(gw.selector, pod.labels)
+            for server in gw.servers
+        )
+        for pod in pods
+        if pod.gateway
+    }
+
+
 def build(
     proxies: Sequence[ir.ProxyModel],
     services: Sequence[ir.Service],

@@ -62,6 +62,7 @@ def build(
         providers.usable,
         (p.name for p in mesh.extension_providers),
     )
+    taken = gateway.listen_ports(ir_pods, config.gateways)
     sidecars = proxies.build(
         ir_pods,
         ir_services,
@@ -71,6 +72,7 @@ def build(
         policies,
         config.request_authentications,
         mesh.root_namespace,
+        taken,
         capture=network.mode == "netns",
         outbound_policy=mesh.outbound_traffic_policy,
     )

@@ -11,7 +11,7 @@ outbound HTTP listener, TCP ports through a local listener on the pod address.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from meshward.config.resources import DestinationRule, RequestAuthentication
 from meshward.model import authz, ir, peer_authn, request_authn, upstream_tls
@@ -51,10 +51,11 @@ def http_domains(service: ir.Service, port: int, caller_namespace: str) -> tuple
 
 
 class _PortPicker:
-    """Local ports for a proxy's TCP listeners: the service port if free, else 20000 upward."""
+    """Local ports for a proxy's TCP listeners: the service port if free, else 20000 upward.
+    `taken` are ports the proxy binds for other reasons (a gateway pod's Gateway ports)."""
 
-    def __init__(self, pod: ir.Pod) -> None:
-        self._used = {p.port for p in pod.ports} | set(ir.RESERVED_PORTS)
+    def __init__(self, pod: ir.Pod, taken: frozenset[int] = frozenset()) -> None:
+        self._used = {p.port for p in pod.ports} | set(ir.RESERVED_PORTS) | set(taken)
 
     def take(self, wanted: int) -> int:
         port = wanted
@@ -131,11 +132,14 @@ def _shared_outbound(
 
 
 def _outbound(
-    caller: ir.Pod, shared: tuple[ir.OutboundService, ...], tcp: bool
+    caller: ir.Pod,
+    shared: tuple[ir.OutboundService, ...],
+    tcp: bool,
+    taken: frozenset[int] = frozenset(),
 ) -> tuple[ir.OutboundService, ...]:
     if not tcp:
         return shared  # no TCP binds: the very tuple the caller's class shares
-    picker = _PortPicker(caller)
+    picker = _PortPicker(caller, taken)
     return tuple(
         s
         if ir.is_http(s.protocol)
@@ -153,15 +157,19 @@ def build(
     policies: authz.AuthzIndex | None = None,
     request_authns: Sequence[RequestAuthentication] = (),
     root_namespace: str = "",
+    taken: Mapping[ir.PodKey, frozenset[int]] | None = None,
     *,
     capture: bool = False,
     outbound_policy: ir.OutboundPolicy = "ALLOW_ANY",
 ) -> tuple[ir.ProxyModel, ...]:
     """One ProxyModel per sidecar pod, in pod-key order; `policies` fill InboundPort.authz.
 
-    With `capture` (netns mode) apps reach TCP services at their VIP through the captured
-    virtual outbound listener, so no local TCP listeners are bound.
+    `taken`: ports a pod's proxy binds besides its app ports (gateway pods' Gateway ports),
+    which its local TCP listeners must avoid. With `capture` (netns mode) apps reach TCP
+    services at their VIP through the captured virtual outbound listener, so no local TCP
+    listeners are bound.
     """
+    taken = taken or {}
     upstreams = upstream_tls.Upstreams({p.key: p for p in pods}, pa, rules)
     ordered = sorted(services, key=lambda s: (s.namespace, s.name))
     interned: dict[tuple[str, str, int, str, str, bool], ir.OutboundService] = {}
@@ -173,10 +181,8 @@ def build(
             shared = _shared_outbound(caller, ordered, upstreams, interned)
             by_class[key] = (shared, not all(ir.is_http(s.protocol) for s in shared))
         shared, tcp = by_class[key]
-        # A gateway pod has no app, so no local TCP listeners for one.
-        # A gateway pod has no app, so no local TCP listeners for one; a captured pod's app
-        # reaches TCP services at their VIPs.
-        return _outbound(caller, shared, tcp and not caller.gateway and not capture)
+        # A captured pod's app reaches TCP services at their VIPs: no local TCP listeners.
+        return _outbound(caller, shared, tcp and not capture, taken.get(caller.key, frozenset()))
 
     return tuple(
         ir.ProxyModel(

@@ -93,7 +93,7 @@ class Runner:
         if has_errors(diagnostics):
             return diagnostics
         write_store(state.config, read_paths(paths))
-        return (*diagnostics, *missing_credentials(state, config))
+        return diagnostics
 
     @staticmethod
     def stored(state: StateDir) -> ConfigSet | None:

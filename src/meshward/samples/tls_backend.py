@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import socket
 import ssl
 import tempfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,9 +82,35 @@ def main() -> None:
         def log_message(self, format: str, *values: object) -> None:
             return
 
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    server.serve_forever()
+    TlsServer(context, (args.host, args.port), Handler).serve_forever()
+
+
+class TlsServer(ThreadingHTTPServer):
+    """Handshakes in the connection's own thread (a slow client never blocks accept), and
+    answers a client that does not speak TLS with one plaintext line instead of a reset, as
+    nginx does ("plain HTTP request was sent to HTTPS port"): a probe that sends plaintext
+    through the mesh's TCP path then sees that the port is reachable."""
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+    ) -> None:
+        super().__init__(address, handler)
+        self.context = context
+
+    def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        request.settimeout(5)
+        try:
+            first = request.recv(1, socket.MSG_PEEK)
+            if first != b"\x16":  # not a TLS handshake record (RFC 8446 §5.1)
+                request.sendall(b"this port speaks TLS only\n")
+                return
+            secure = self.context.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError):
+            return
+        super().finish_request(secure, client_address)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ Check = Literal[
     "no-bypass",
     "outside-through-sidecar",
     "egress-policy",
+    "gateway-certificate",
+    "gateway-mutual-refused",
+    "gateway-min-version",
+    "gateway-passthrough",
 ]
 
 

@@ -32,6 +32,7 @@ from meshward.state.records import read_json
 from meshward.verify import access_log, dial
 from meshward.verify.authz_probes import authz_probes
 from meshward.verify.connect import plaintext_attempt, tls_handshake
+from meshward.verify.gateway_probes import gateway_probes
 from meshward.verify.identity import ProbeCredential, foreign, issue
 from meshward.verify.jwt_probes import jwt_probes
 from meshward.verify.netns_probes import netns_probes
@@ -65,6 +66,7 @@ def run_probes(state: StateDir) -> list[ProbeResult]:
         results: list[ProbeResult] = []
         for proxy in model.proxies:
             results += _port_probes(proxy, model, ca, root_path, verifier, rogue)
+            results += gateway_probes(state, proxy, rogue)
         results += _traffic_probes(state, model)
         results += authz_probes(state, model)
         results += jwt_probes(state, model)

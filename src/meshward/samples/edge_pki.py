@@ -1,10 +1,15 @@
-"""Certificates from outside the mesh for the ingress tests: server certificates for public
+"""Certificates from outside the mesh for the ingress examples: server certificates for public
 host names and client certificates for mobile apps, each from its own CA (made with
-`cryptography`, never meshward.ca: these CAs are the world's, not the mesh's)."""
+`cryptography`, never meshward.ca: these CAs are the world's, not the mesh's).
+
+`python -m meshward.samples.edge_pki DIR` writes the simple-system example's set (see
+`example`); `meshward demo`, the ingress tests and bench/ingress.py use `Ca` directly.
+"""
 
 from __future__ import annotations
 
 import datetime
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +80,7 @@ class Ca:
         cert_file, key_file = self.directory / f"{name}.crt", self.directory / f"{name}.key"
         cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         key_file.write_bytes(_pem_key(key))
+        key_file.chmod(0o600)
         return cert_file, key_file, serial
 
     def crl(self, *serials: int) -> Path:
@@ -96,3 +102,42 @@ class Ca:
             builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
         )
         return path
+
+
+@dataclass(frozen=True, slots=True)
+class ExamplePki:
+    """The simple-system ingress example's certificates (files in one directory)."""
+
+    server_ca: Path  # what a browser trusts: signs users.example.com and mobile.example.com
+    users: tuple[Path, Path]  # users-cert: certificate, key
+    mobile: tuple[Path, Path]  # mobile-cert: certificate, key (server side)
+    app_ca: Path  # mobile-cert's CA bundle: signs the mobile app's client certificates
+    app: tuple[Path, Path]  # the mobile app's client certificate and key
+
+
+MOBILE_APP_URI = "spiffe://mobile.example.com/ns/apps/sa/mobile"
+
+
+def example(directory: Path) -> ExamplePki:
+    """Write the example's PKI into `directory` (fresh keys every time)."""
+    servers, apps = Ca("example-servers", directory), Ca("mobile-apps", directory)
+    users = servers.issue("users", dns="users.example.com")
+    mobile = servers.issue("mobile", dns="mobile.example.com")
+    app = apps.issue("mobile-app", uri=MOBILE_APP_URI)
+    return ExamplePki(servers.cert_file, users[:2], mobile[:2], apps.cert_file, app[:2])
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        print("usage: python -m meshward.samples.edge_pki DIR", file=sys.stderr)
+        raise SystemExit(2)
+    made = example(Path(sys.argv[1]))
+    print(f"meshward secret create tls users-cert --cert {made.users[0]} --key {made.users[1]}")
+    print(
+        f"meshward secret create tls mobile-cert --cert {made.mobile[0]} "
+        f"--key {made.mobile[1]} --cacert {made.app_ca}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""Ingress benchmark: TLS termination in front of one HTTP backend, three proxies, one run.
+
+    .venv/bin/python bench/ingress.py [--quick] [--duration S] [--rounds R] [--no-save]
+
+Paths (wrk over HTTPS, 2 threads, 16 connections, TLS 1.2+/1.3 as negotiated):
+  (g) meshward   wrk → meshward ingress gateway (SIMPLE, credential from the secret store over
+                 SDS) → httpbin; a real mesh (`meshward up --detach`, bench/ingress-mesh/)
+  (e) envoy      wrk → a hand-written static Envoy (TLS listener, one route) → httpbin
+  (n) nginx      wrk → nginx (ssl server, keep-alive upstream) → httpbin
+All three present the same certificate and key (meshward.samples.edge_pki) and run one worker;
+the backend is the httpbin sample (the mesh runs its own instance, warmed like the shared one;
+it has no sidecar, so every path is TLS termination + plaintext upstream). Each pair is
+checked to present the certificate before it is measured. Output: a table and JSON in
+bench/results/ingress-<UTC timestamp>.json with req/s, p50/p99, RSS and CPU µs per request,
+and the ratios g/e, g/n, e/n. Every process is started and stopped here by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import socket
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from dataplane import (
+    _HCM,
+    _ROUTER,
+    _TLS,
+    _TLS_NS,
+    APP_ROLE,
+    APP_WARM_UP_S,
+    DEFAULT_PATH,
+    NGINX,
+    Mesh,
+    PathResult,
+    _envoy_cluster,
+    _nginx_conf,
+    median_sample,
+    run_wrk,
+    sample_summary,
+    started,
+    table,
+)
+from harness import (
+    Pair,
+    Processes,
+    Proxy,
+    cpu_seconds,
+    free_port,
+    process_tree,
+    rss_kb,
+    wait_http_ok,
+)
+
+from meshward.samples.edge_pki import Ca
+from meshward.xds import envoy_binary
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+MESH_DIR = BENCH / "ingress-mesh"
+MESH_POOL = "127.152.0.0/16"  # this bench's own loopback /16
+GATEWAY_POD, APP_POD = "istio-system/ingressgateway-0", "bench/httpbin-0"
+GATEWAY_PORT = 8443
+SERVER_NAME = "bench.example.com"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cert:
+    cert: Path
+    key: Path
+    ca: Path
+
+
+def presents(host: str, port: int, cert: Cert) -> bool:
+    """True if a TLS client trusting only the bench CA completes a handshake for the name
+    (waiting up to 20 s for the port to open)."""
+    context = ssl.create_default_context(cafile=str(cert.ca))
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            raw = socket.create_connection((host, port), timeout=3)
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    with raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=SERVER_NAME) as tls:
+                return tls.getpeercert() is not None
+        except ssl.SSLError:
+            return False
+
+
+def envoy_config(cert: Cert, port: int, backend_port: int, admin_port: int) -> dict[str, Any]:
+    """One TLS listener, one route, one plaintext cluster: what a gateway does, by hand."""
+    return {
+        "admin": {
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}
+        },
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "https",
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                    "filter_chains": [
+                        {
+                            "transport_socket": {
+                                "name": _TLS,
+                                "typed_config": {
+                                    "@type": f"{_TLS_NS}.DownstreamTlsContext",
+                                    "common_tls_context": {
+                                        "alpn_protocols": ["h2", "http/1.1"],
+                                        "tls_certificates": [
+                                            {
+                                                "certificate_chain": {"filename": str(cert.cert)},
+                                                "private_key": {"filename": str(cert.key)},
+                                            }
+                                        ],
+                                    },
+                                },
+                            },
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": {
+                                        "@type": _HCM,
+                                        "stat_prefix": "ingress",
+                                        "codec_type": "AUTO",
+                                        "use_remote_address": True,
+                                        "route_config": {
+                                            "virtual_hosts": [
+                                                {
+                                                    "name": "all",
+                                                    "domains": ["*"],
+                                                    "routes": [
+                                                        {
+                                                            "match": {"prefix": "/"},
+                                                            "route": {"cluster": "backend"},
+                                                        }
+                                                    ],
+                                                }
+                                            ]
+                                        },
+                                        "http_filters": [
+                                            {
+                                                "name": "envoy.filters.http.router",
+                                                "typed_config": {"@type": _ROUTER},
+                                            }
+                                        ],
+                                    },
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+            "clusters": [_envoy_cluster("backend", backend_port, False, None)],
+        },
+    }
+
+
+def envoy_gateway(processes: Processes, workdir: Path, backend_port: int, cert: Cert) -> Pair:
+    port, admin = free_port(), free_port()
+    config = workdir / "envoy-ingress.json"
+    config.write_text(json.dumps(envoy_config(cert, port, backend_port, admin)))
+    child = processes.start(
+        "envoy-ingress",
+        [str(envoy_binary.envoy_path()), "-c", str(config), "--concurrency", "1",
+         "--disable-hot-restart", "--log-level", "warning"],
+    )  # fmt: skip
+    wait_http_ok(admin, "/ready", child)
+    return Pair("e", "hand-written Envoy", port, (Proxy("gateway", child.pid),), port)
+
+
+def nginx_gateway(processes: Processes, workdir: Path, backend_port: int, cert: Cert) -> Pair:
+    port = free_port()
+    conf = _nginx_conf(
+        workdir,
+        "ingress",
+        f"""  upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 32;
+                         keepalive_requests 1000000; }}
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {cert.cert};
+    ssl_certificate_key {cert.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {{
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+""",
+    )
+    path = workdir / "nginx-ingress.conf"
+    path.write_text(conf)
+    child = processes.start(
+        "nginx-ingress",
+        [NGINX, "-p", str(workdir), "-c", str(path), "-e", str(workdir / "nginx-ingress-error.log"),
+         "-g", "daemon off;"],
+    )  # fmt: skip
+    return Pair("n", "nginx", port, (Proxy("gateway", child.pid),), port)
+
+
+def meshward_gateway(processes: Processes, workdir: Path, backend_port: int, cert: Cert) -> Pair:
+    """A real mesh with the gateway's credential created by `meshward secret create tls`."""
+    del backend_port
+    mesh = Mesh(workdir / "meshward-state")
+    processes.defer(mesh.down)
+    created = mesh.cli(
+        "secret", "create", "tls", "bench-cert", "--cert", str(cert.cert), "--key", str(cert.key)
+    )
+    if created.returncode != 0:
+        raise RuntimeError(created.stderr)
+    mesh.up(MESH_DIR, MESH_POOL)
+    pods, envoys = mesh.pods(), mesh.envoy_pids()
+    gateway, app = pods[GATEWAY_POD], pods[APP_POD]
+    run_wrk(8000, DEFAULT_PATH, APP_WARM_UP_S, host=app["app_ip"])
+    others = (
+        Proxy("control-plane", mesh.pid("control-plane.json")),
+        Proxy("agent", mesh.pid("agent.json")),
+        Proxy(APP_ROLE, mesh.app_pid(app)),
+    )
+    return Pair(
+        "g",
+        "meshward ingress gateway",
+        GATEWAY_PORT,
+        (Proxy("gateway", envoys[GATEWAY_POD]),),
+        GATEWAY_PORT,
+        host=gateway["pod_ip"],
+        server_host=gateway["pod_ip"],
+        others=tuple(o for o in others if o.pid),
+    )
+
+
+def measure(pair: Pair, path: str, seconds: float) -> PathResult:
+    result = PathResult(pair.key, pair.name)
+    run_wrk(pair.port, path, 1, host=pair.host, scheme="https")  # connections, TLS, pools
+    trees = {p.role: process_tree(p.pid) for p in pair.proxies}
+    trees |= {o.role: [o.pid] for o in pair.others}
+    before = {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in trees.items()}
+    result.load = run_wrk(pair.port, path, seconds, host=pair.host, scheme="https")
+    for proxy in (*pair.proxies, *pair.others):
+        pids = trees[proxy.role]
+        (result.proxies if proxy in pair.proxies else result.others).append(
+            {
+                "role": proxy.role,
+                "pids": pids,
+                "rss_mb": round(sum(rss_kb(pid) for pid in pids) / 1024, 1),
+                "cpu_s": round(sum(cpu_seconds(pid) for pid in pids) - before[proxy.role], 2),
+            }
+        )
+    return result
+
+
+def ratios(results: dict[str, PathResult]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for top, bottom in (("g", "e"), ("g", "n"), ("e", "n")):
+        if top in results and bottom in results:
+            out[f"{top}/{bottom}"] = round(
+                results[top].load["rps"] / results[bottom].load["rps"], 3
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per path")
+    parser.add_argument("--quick", action="store_true", help="3 s per path")
+    parser.add_argument("--rounds", type=int, default=1, help="load each path R times (medians)")
+    parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
+    options = parser.parse_args(argv)
+    seconds = 3.0 if options.quick else options.duration
+    samples: dict[str, list[PathResult]] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="meshward-ingress-bench-") as tmp,
+        started(Path(tmp)) as processes,
+    ):
+        workdir = Path(tmp)
+        ca = Ca("bench-servers", workdir)
+        leaf, key, _ = ca.issue("bench", dns=SERVER_NAME)
+        cert = Cert(leaf, key, ca.cert_file)
+        backend_port = free_port()
+        backend = processes.start(
+            "backend",
+            [sys.executable, "-m", "meshward.samples.httpbin", "--quiet", "--host", "127.0.0.1",
+             "--port", str(backend_port)],
+        )  # fmt: skip
+        wait_http_ok(backend_port, DEFAULT_PATH, backend)
+        run_wrk(backend_port, DEFAULT_PATH, APP_WARM_UP_S)
+        app = (Proxy(APP_ROLE, backend.pid),)
+        pairs: dict[str, Pair] = {}
+        for factory in (meshward_gateway, envoy_gateway, nginx_gateway):
+            pair = factory(processes, workdir, backend_port, cert)
+            if pair.key != "g":
+                pair = dataclasses.replace(pair, others=app)
+            pairs[pair.key] = pair
+        for pair in pairs.values():
+            if not presents(pair.host, pair.port, cert):
+                raise RuntimeError(f"{pair.name} does not present the bench certificate")
+        keys = list(pairs)
+        for round_ in range(options.rounds):
+            shift = round_ % len(keys)
+            for key in (*keys[shift:], *keys[:shift]):
+                samples.setdefault(key, []).append(measure(pairs[key], DEFAULT_PATH, seconds))
+    results = {key: median_sample(taken) for key, taken in sorted(samples.items())}
+    rounds = min(len(t) for t in samples.values())
+    per_round = [ratios({k: t[i] for k, t in samples.items()}) for i in range(rounds)]
+    rates = {k: round(statistics.median(r[k] for r in per_round), 3) for k in per_round[0]}
+    print(
+        table(results, rates).replace("RSS MB c+s", "RSS MB    ").replace("CPU s c+s", "CPU s    ")
+    )
+    report = {
+        "utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "host": {"cpus": os.cpu_count(), "kernel": os.uname().release},
+        "load": {
+            "tool": "wrk",
+            "scheme": "https",
+            "seconds_per_path": seconds,
+            "path": DEFAULT_PATH,
+        },
+        "rounds": options.rounds,
+        "paths": {key: dataclasses.asdict(result) for key, result in results.items()},
+        "rounds_per_path": {k: [sample_summary(t) for t in samples[k]] for k in sorted(samples)},
+        "ratios_rps": rates,
+    }
+    if not options.no_save:
+        RESULTS.mkdir(exist_ok=True)
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+        out = RESULTS / f"ingress-{stamp}.json"
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {out.relative_to(BENCH.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
