@@ -618,14 +618,20 @@ class PathResult:
     others: list[dict[str, Any]] = field(default_factory=list)
 
 
-def measure(pair: Pair, path: str, seconds: float, pki: certs.Pki) -> PathResult:
+def measure(
+    pair: Pair, path: str, seconds: float, pki: certs.Pki | None, *, scheme: str = "http"
+) -> PathResult:
+    """One path under load. With `pki`, the pair's server side is first checked to refuse a
+    client without a certificate (bench/ingress.py, whose servers are plain TLS, passes None)."""
     result = PathResult(pair.key, pair.name)
-    if pair.server_port:
+    if pair.server_port and pki is not None:
         result.strict_mtls_verified = refuses_without_client_cert(
             pair.server_port, pki, host=pair.server_host, trust_root=pair.trust_root
         )
     # Warm-up: connections, TLS sessions, allocator pools.
-    run_wrk(pair.port, path, 1, host=pair.host, headers=pair.headers, netns=pair.netns)
+    run_wrk(
+        pair.port, path, 1, host=pair.host, headers=pair.headers, netns=pair.netns, scheme=scheme
+    )
     measured = (*pair.proxies, *pair.others)
     # A proxy counts with its descendants (nginx's worker); an `other` alone (meshward's
     # agent is the parent of the sidecar Envoys, which are counted as proxies).
@@ -633,7 +639,13 @@ def measure(pair: Pair, path: str, seconds: float, pki: certs.Pki) -> PathResult
     trees |= {other.role: [other.pid] for other in pair.others}
     before = {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in trees.items()}
     result.load = run_wrk(
-        pair.port, path, seconds, host=pair.host, headers=pair.headers, netns=pair.netns
+        pair.port,
+        path,
+        seconds,
+        host=pair.host,
+        headers=pair.headers,
+        netns=pair.netns,
+        scheme=scheme,
     )
     for proxy in measured:
         pids = trees[proxy.role]

@@ -44,6 +44,7 @@ from dataplane import (
     PathResult,
     _envoy_cluster,
     _nginx_conf,
+    measure,
     median_sample,
     run_wrk,
     sample_summary,
@@ -54,10 +55,7 @@ from harness import (
     Pair,
     Processes,
     Proxy,
-    cpu_seconds,
     free_port,
-    process_tree,
-    rss_kb,
     wait_http_ok,
 )
 
@@ -243,26 +241,6 @@ def meshward_gateway(processes: Processes, workdir: Path, backend_port: int, cer
     )
 
 
-def measure(pair: Pair, path: str, seconds: float) -> PathResult:
-    result = PathResult(pair.key, pair.name)
-    run_wrk(pair.port, path, 1, host=pair.host, scheme="https")  # connections, TLS, pools
-    trees = {p.role: process_tree(p.pid) for p in pair.proxies}
-    trees |= {o.role: [o.pid] for o in pair.others}
-    before = {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in trees.items()}
-    result.load = run_wrk(pair.port, path, seconds, host=pair.host, scheme="https")
-    for proxy in (*pair.proxies, *pair.others):
-        pids = trees[proxy.role]
-        (result.proxies if proxy in pair.proxies else result.others).append(
-            {
-                "role": proxy.role,
-                "pids": pids,
-                "rss_mb": round(sum(rss_kb(pid) for pid in pids) / 1024, 1),
-                "cpu_s": round(sum(cpu_seconds(pid) for pid in pids) - before[proxy.role], 2),
-            }
-        )
-    return result
-
-
 def ratios(results: dict[str, PathResult]) -> dict[str, float]:
     out: dict[str, float] = {}
     for top, bottom in (("g", "e"), ("g", "n"), ("e", "n")):
@@ -312,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(options.rounds):
             shift = round_ % len(keys)
             for key in (*keys[shift:], *keys[:shift]):
-                samples.setdefault(key, []).append(measure(pairs[key], DEFAULT_PATH, seconds))
+                samples.setdefault(key, []).append(
+                    measure(pairs[key], DEFAULT_PATH, seconds, None, scheme="https")
+                )
     results = {key: median_sample(taken) for key, taken in sorted(samples.items())}
     rounds = min(len(t) for t in samples.values())
     per_round = [ratios({k: t[i] for k, t in samples.items()}) for i in range(rounds)]

@@ -65,7 +65,10 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     ):
         created = mesh.cli("secret", "create", "tls", *args)
         assert created.returncode == 0, created.stderr
-    up = mesh.cli("up", str(MESH_DIR), "--detach", "--address-pool", POOL, "--timeout", "90")
+    # 4 Envoys on a 2-core host that other meshes share: a longer readiness budget than 90 s.
+    up = mesh.cli(
+        "up", str(MESH_DIR), "--detach", "--address-pool", POOL, "--timeout", "150", timeout=200
+    )
     if up.returncode != 0:
         stop_mesh(mesh)
         pytest.fail(f"mesh did not start:\n{up.stdout}\n{up.stderr}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import gateway_cases
+import pytest
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
@@ -41,8 +42,9 @@ def test_golden_listeners(golden: Callable[[str, Any], None]) -> None:
     golden("xds/gateway/listeners.json", rendered)
 
 
-def test_envoy_accepts_the_gateway(tmp_path: Path) -> None:
-    mesh, _ = gateway_cases.model()
+@pytest.mark.parametrize("extra", ["", "custom"])
+def test_envoy_accepts_the_gateway(tmp_path: Path, extra: str) -> None:
+    mesh, _ = gateway_cases.model(_CUSTOM if extra else "")
     proxy = gateway_cases.gateway_proxy(mesh)
     config = bootstrap.static_bootstrap(
         translate.proxy_snapshot(proxy),
@@ -131,3 +133,60 @@ def test_trusted_proxies_reach_the_connection_manager() -> None:
     listener = snap.of_type(snapshot.LISTENER)["gateway|8080"]
     assert isinstance(listener, listener_pb2.Listener)
     assert _hcm(listener.filter_chains[0]).xff_num_trusted_hops == 2
+
+
+_CUSTOM = """\
+---
+apiVersion: meshward.io/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh}
+spec:
+  extensionProviders:
+  - name: authz
+    envoyExtAuthzGrpc: {service: authz.core.svc.cluster.local, port: 9000}
+---
+apiVersion: meshward.io/v1alpha1
+kind: Workload
+metadata: {name: authz, namespace: core, labels: {app: authz}}
+spec: {ports: [{name: grpc, port: 9000}], command: [python]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: authz, namespace: core}
+spec: {selector: {app: authz}, ports: [{name: grpc, port: 9000}]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: edge-authn, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: CUSTOM
+  provider: {name: authz}
+  rules: [{to: [{operation: {paths: ["/users/*"]}}]}]
+"""
+
+
+def test_custom_runs_at_the_gateway_as_at_a_sidecar() -> None:
+    """A CUSTOM policy selecting the gateway pod becomes the same shadow-RBAC + ext_authz
+    filters a sidecar gets: on every HTTP chain, and on the passthrough (TCP) chain, where its
+    path rule is widened to every connection and the gRPC provider is asked once per
+    connection (Istio's TCP semantics for CUSTOM)."""
+    mesh, findings = gateway_cases.model(_CUSTOM)
+    assert findings == ()
+    proxy = gateway_cases.gateway_proxy(mesh)
+    snap = translate.proxy_snapshot(proxy)
+    for name, chains in (("gateway|8080", 1), ("gateway|8443", 2)):
+        listener = snap.of_type(snapshot.LISTENER)[name]
+        assert isinstance(listener, listener_pb2.Listener)
+        assert len(listener.filter_chains) == chains
+        for chain in listener.filter_chains:
+            names = [f.name for f in _hcm(chain).http_filters]
+            assert names[-2:] == ["meshward.authz.ext_authz", "envoy.filters.http.router"]
+    passthrough = snap.of_type(snapshot.LISTENER)["gateway|9443"]
+    assert isinstance(passthrough, listener_pb2.Listener)
+    assert [f.name for f in passthrough.filter_chains[0].filters] == [
+        "meshward.authz.custom",
+        "meshward.authz.ext_authz",
+        "envoy.filters.network.tcp_proxy",
+    ]
+    assert "outbound|9000||authz.core.svc.cluster.local" in dict(snap.of_type(snapshot.CLUSTER))

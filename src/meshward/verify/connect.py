@@ -66,28 +66,33 @@ def tls_handshake(
     host: str,
     port: int,
     *,
-    root_pem_path: Path,
+    root_pem_path: Path | None,
     client_cert: Path | None,
     client_key: Path | None,
     send_probe: bool = True,
+    server_name: str | None = None,
 ) -> HandshakeOutcome:
     """Complete a TLS handshake as a client with the given certificate (or none).
 
     The server chain is verified against the mesh root; host names are not checked (SPIFFE
     identities are checked by the caller on the URI SAN, as Envoy does). With TLS 1.3 a server
     that rejects the client certificate says so after the handshake, so a byte is exchanged
-    before declaring success.
+    before declaring success. `root_pem_path` None: the server's certificate is not verified
+    (the caller compares it, as the gateway probes do); `server_name` is sent as SNI.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
-    context.load_verify_locations(cafile=str(root_pem_path))
+    if root_pem_path is None:
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context.load_verify_locations(cafile=str(root_pem_path))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if client_cert is not None and client_key is not None:
         context.load_cert_chain(str(client_cert), str(client_key))
     try:
         with (
             socket.create_connection((host, port), timeout=TIMEOUT) as raw,
-            context.wrap_socket(raw) as tls,
+            context.wrap_socket(raw, server_hostname=server_name) as tls,
         ):
             peer = tls.getpeercert(binary_form=True) or b""
             if send_probe:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import socket
-import ssl
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from cryptography import x509
 from meshward.model.ir import GatewayChain, GatewayListener, ProxyModel, ServerTls
 from meshward.state import secrets
 from meshward.state.layout import StateDir
+from meshward.verify import connect
 from meshward.verify.identity import ProbeCredential
 from meshward.verify.probe import ProbeResult
 
@@ -47,36 +47,17 @@ class Shake:
 
 
 def handshake(host: str, port: int, sni: str, *, client: ProbeCredential | None = None) -> Shake:
-    """A TLS handshake with SNI `sni` (certificate not verified: the caller compares it),
-    then one request, since TLS 1.3 servers refuse a client certificate after Finished."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if client is not None:
-        context.load_cert_chain(str(client.cert_path), str(client.key_path))
-    try:
-        with (
-            socket.create_connection((host, port), timeout=TIMEOUT) as raw,
-            context.wrap_socket(raw, server_hostname=sni) as tls,
-        ):
-            der = tls.getpeercert(binary_form=True)
-            leaf = x509.load_der_x509_certificate(der) if der else None
-            tls.settimeout(1.0)
-            try:
-                tls.sendall(f"GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n".encode())
-                data = tls.recv(64)
-            except TimeoutError:
-                data = b"(open)"
-            except (ssl.SSLError, ConnectionResetError) as error:
-                return Shake(False, leaf, f"rejected after the handshake: {error}")
-            if not data:
-                return Shake(False, leaf, "closed right after the handshake")
-            return Shake(True, leaf, f"{tls.version()} completed")
-    except ssl.SSLError as error:
-        return Shake(False, None, f"TLS refused: {error.reason or error}")
-    except OSError as error:
-        return Shake(False, None, f"connection failed: {error}")
+    """A TLS handshake with SNI `sni` (certificate not verified: the caller compares it)."""
+    outcome = connect.tls_handshake(
+        host,
+        port,
+        root_pem_path=None,
+        client_cert=client.cert_path if client else None,
+        client_key=client.key_path if client else None,
+        server_name=sni,
+    )
+    leaf = x509.load_der_x509_certificate(outcome.peer_der) if outcome.peer_der else None
+    return Shake(outcome.completed, leaf, outcome.detail)
 
 
 def client_hello(version: int, sni: str) -> bytes:
