@@ -6,6 +6,7 @@ restart."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import socket
@@ -26,7 +27,26 @@ from tests.e2e.meshctl import Mesh
 pytestmark = pytest.mark.e2e
 
 MESH_DIR = Path(__file__).parent / "ingress"
-POOL = "127.151.0.0/16"  # its own /16 (127.150 is bench/dataplane.py's mesh)
+# This slice's /16s are 127.150-159 (127.150: bench/dataplane.py, 127.152: bench/ingress.py).
+# Every worktree's suite runs this module, at times together: take a /16 whose first pod
+# addresses have no Envoy admin port bound, starting from one derived from the checkout.
+POOLS = (151, 153, 154, 155, 156, 157, 158, 159)
+
+
+def _free_pool() -> str:
+    start = int(hashlib.sha256(str(Path(__file__).resolve()).encode()).hexdigest(), 16)
+    for i in range(len(POOLS)):
+        second = POOLS[(start + i) % len(POOLS)]
+        try:
+            for host in range(2, 8):
+                with socket.socket() as probe:
+                    probe.bind((f"127.{second}.0.{host}", 15000))
+        except OSError:
+            continue  # a mesh of another run lives there
+        return f"127.{second}.0.0/16"
+    raise AssertionError("every ingress test pool is in use")
+
+
 GATEWAY_URI = "spiffe://e2e.test/ns/istio-system/sa/ingressgateway"
 MOBILE_URI = "spiffe://mobile.example.com/ns/apps/sa/mobile"
 
@@ -55,7 +75,8 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         "other": other_ca.issue("other", uri=MOBILE_URI),
         "plain-client": client_ca.issue("plain-client", uri="spiffe://mobile.example.com/x"),
     }
-    mesh = Mesh(StateDir(root / "state"), POOL)
+    pool = _free_pool()
+    mesh = Mesh(StateDir(root / "state"), pool)
     www, mobile = certs["www"], certs["mobile-server"]
     crl = client_ca.crl(certs["revoked"][2])
     for args in (
@@ -67,7 +88,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         assert created.returncode == 0, created.stderr
     # 4 Envoys on a 2-core host that other meshes share: a longer readiness budget than 90 s.
     up = mesh.cli(
-        "up", str(MESH_DIR), "--detach", "--address-pool", POOL, "--timeout", "150", timeout=200
+        "up", str(MESH_DIR), "--detach", "--address-pool", pool, "--timeout", "150", timeout=200
     )
     if up.returncode != 0:
         stop_mesh(mesh)
