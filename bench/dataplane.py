@@ -59,6 +59,7 @@ from harness import (
 
 from meshward import process
 from meshward.netns import enter
+from meshward.runner import network
 from meshward.xds import envoy_binary
 
 BENCH = Path(__file__).resolve().parent
@@ -359,7 +360,9 @@ def nginx_pair(processes: Processes, workdir: Path, backend_port: int, pki: cert
 # --- (b) meshward pair ------------------------------------------------------------------------
 
 MESH_DIR = BENCH / "mesh"  # the bench mesh: namespace `bench`, STRICT, httpbin + idle client
-MESH_POOL = "127.150.0.0/16"  # its own loopback /16: no other mesh on this host answers there
+# Its own loopback /16 (127.150 first, else a free one of 151-159: another checkout's run
+# may be using it), so no other mesh on this host answers there.
+MESH_POOLS = (150, 151, 152, 153, 154, 155, 156, 157, 158, 159)
 CLIENT_POD, SERVER_POD = "bench/client-0", "bench/httpbin-0"
 SERVER_HOST = "httpbin.bench:8000"  # the Host header the client sidecar routes by
 SERVER_PORT = 8000
@@ -434,7 +437,7 @@ def meshward_pair(processes: Processes, workdir: Path, backend_port: int, pki: c
     del backend_port, pki
     mesh = Mesh(workdir / "meshward-state")
     processes.defer(mesh.down)  # before `up`: a half-started mesh is stopped too
-    mesh.up(MESH_DIR, MESH_POOL)
+    mesh.up(MESH_DIR, network.unused_pool(MESH_POOLS))
     pods, envoys = mesh.pods(), mesh.envoy_pids()
     client, server = pods[CLIENT_POD], pods[SERVER_POD]
     headers = (("Host", SERVER_HOST),)

@@ -59,13 +59,14 @@ from harness import (
     wait_http_ok,
 )
 
+from meshward.runner import network
 from meshward.samples.edge_pki import Ca
 from meshward.xds import envoy_binary
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 MESH_DIR = BENCH / "ingress-mesh"
-MESH_POOL = "127.152.0.0/16"  # this bench's own loopback /16
+MESH_POOLS = (152, 153, 154, 155, 156, 157, 158, 159, 150, 151)  # 127.152 first; any free
 GATEWAY_POD, APP_POD = "istio-system/ingressgateway-0", "bench/httpbin-0"
 GATEWAY_PORT = 8443
 SERVER_NAME = "bench.example.com"
@@ -220,7 +221,7 @@ def meshward_gateway(processes: Processes, workdir: Path, backend_port: int, cer
     )
     if created.returncode != 0:
         raise RuntimeError(created.stderr)
-    mesh.up(MESH_DIR, MESH_POOL)
+    mesh.up(MESH_DIR, network.unused_pool(MESH_POOLS))
     pods, envoys = mesh.pods(), mesh.envoy_pids()
     gateway, app = pods[GATEWAY_POD], pods[APP_POD]
     run_wrk(8000, DEFAULT_PATH, APP_WARM_UP_S, host=app["app_ip"])

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from meshward.runner.network import unused_pool
 from meshward.samples.edge_pki import Ca
 from meshward.state.layout import StateDir
 from tests.e2e.conftest import stop_mesh
@@ -27,7 +28,8 @@ from tests.e2e.meshctl import Mesh
 pytestmark = pytest.mark.e2e
 
 MESH_DIR = Path(__file__).parent / "ingress"
-# This slice's /16s are 127.150-159 (127.150: bench/dataplane.py, 127.152: bench/ingress.py).
+# This slice's /16s are 127.150-159 (bench/dataplane.py and bench/ingress.py take 150 and 152
+# first).
 # Every worktree's suite runs this module, at times together: take a /16 whose first pod
 # addresses have no Envoy admin port bound, starting from one derived from the checkout.
 POOLS = (151, 153, 154, 155, 156, 157, 158, 159)
@@ -35,16 +37,7 @@ POOLS = (151, 153, 154, 155, 156, 157, 158, 159)
 
 def _free_pool() -> str:
     start = int(hashlib.sha256(str(Path(__file__).resolve()).encode()).hexdigest(), 16)
-    for i in range(len(POOLS)):
-        second = POOLS[(start + i) % len(POOLS)]
-        try:
-            for host in range(2, 8):
-                with socket.socket() as probe:
-                    probe.bind((f"127.{second}.0.{host}", 15000))
-        except OSError:
-            continue  # a mesh of another run lives there
-        return f"127.{second}.0.0/16"
-    raise AssertionError("every ingress test pool is in use")
+    return unused_pool(POOLS, first=start % len(POOLS))
 
 
 GATEWAY_URI = "spiffe://e2e.test/ns/istio-system/sa/ingressgateway"

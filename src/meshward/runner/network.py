@@ -241,3 +241,21 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def unused_pool(second_octets: Sequence[int], *, first: int = 0) -> str:
+    """A loopback /16 `127.<n>.0.0/16` among `second_octets` where no mesh is running: none
+    of its first pod addresses has Envoy's admin port (15000) bound. Tests and benchmarks
+    that several checkouts run at once use it so their meshes never share addresses; the
+    search starts at index `first` (e.g. derived from the checkout) to spread them."""
+    count = len(second_octets)
+    for i in range(count):
+        second = second_octets[(first + i) % count]
+        try:
+            for host in range(2, 8):
+                with socket.socket() as probe:
+                    probe.bind((f"127.{second}.0.{host}", 15000))
+        except OSError:
+            continue  # another mesh lives there
+        return f"127.{second}.0.0/16"
+    raise StateError(f"every pool 127.{{{','.join(map(str, second_octets))}}}.0.0/16 is in use")
