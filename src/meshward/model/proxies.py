@@ -181,8 +181,10 @@ def build(
             shared = _shared_outbound(caller, ordered, upstreams, interned)
             by_class[key] = (shared, not all(ir.is_http(s.protocol) for s in shared))
         shared, tcp = by_class[key]
-        # A captured pod's app reaches TCP services at their VIPs: no local TCP listeners.
-        return _outbound(caller, shared, tcp and not capture, taken.get(caller.key, frozenset()))
+        # A captured pod's app reaches TCP services at their VIPs: no local TCP listeners. A
+        # gateway pod is never captured (reached directly, like Istio's), so it keeps them.
+        captured = capture and not caller.gateway
+        return _outbound(caller, shared, tcp and not captured, taken.get(caller.key, frozenset()))
 
     return tuple(
         ir.ProxyModel(
