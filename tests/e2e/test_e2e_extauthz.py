@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from meshward.runner.network import unused_pool
 from meshward.state.mesh import PodRecord
 from meshward.verify import access_log
 from meshward.xds.access_log import denial
@@ -28,23 +29,13 @@ from tests.e2e.meshctl import Mesh
 pytestmark = pytest.mark.e2e
 
 # This slice's addresses are 127.160-169.x.x. Every checkout's suite runs this module, so
-# each run takes a /16 no other mesh is using (Envoy's admin port free on its first pod
-# addresses), starting from one derived from the checkout so concurrent runs spread out.
+# each run takes a /16 no other mesh is using, starting from one derived from the checkout.
 POOL_OCTETS = tuple(range(160, 170))
 
 
 def free_pool() -> str:
     start = zlib.crc32(str(Path(__file__).resolve()).encode()) % len(POOL_OCTETS)
-    for i in range(len(POOL_OCTETS)):
-        second = POOL_OCTETS[(start + i) % len(POOL_OCTETS)]
-        try:
-            for host in range(2, 12):
-                with socket.socket() as probe:
-                    probe.bind((f"127.{second}.0.{host}", 15000))
-        except OSError:
-            continue
-        return f"127.{second}.0.0/16"
-    raise AssertionError("every pool of 127.160-169 is in use")
+    return unused_pool(POOL_OCTETS, first=start)
 
 
 RULES = """\
