@@ -34,6 +34,13 @@ TIMEOUT = 2.0
 # The version just below each minimum: what the probe offers (TLS 1.2 default minimum → 1.1).
 _BELOW = {"TLS_AUTO": 0x0302, "TLSV1_2": 0x0302, "TLSV1_3": 0x0303, "TLSV1_1": 0x0301}
 _VERSION_NAMES = {0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2"}
+# TLS_AUTO is translated to TLS 1.2 at the gateway (xds/gateway.py): say so, not "TLS_AUTO".
+_MINIMUM_NAMES = {
+    "TLS_AUTO": "TLS 1.2, the default",
+    "TLSV1_1": "TLS 1.1",
+    "TLSV1_2": "TLS 1.2",
+    "TLSV1_3": "TLS 1.3",
+}
 # ECDHE suites every TLS 1.0-1.2 server can choose from (CBC ones included: an old client's
 # hello offers them; the server must refuse on the version, not for lack of a cipher).
 _OLD_SUITES = (0xC02B, 0xC02F, 0xC009, 0xC013, 0xC00A, 0xC014, 0x002F, 0x0035)
@@ -179,7 +186,7 @@ def _terminating(
             ProbeResult(
                 "gateway-min-version",
                 target,
-                f"{_VERSION_NAMES[version]} refused (minimum {tls.min_version})",
+                f"{_VERSION_NAMES[version]} refused (minimum {_MINIMUM_NAMES[tls.min_version]})",
                 detail,
                 not accepted,
             )
