@@ -102,14 +102,7 @@ def parse(
     """The AuthorizationPolicy, or None if any field was reported as an error."""
     del labels
     dry_run = _dry_run(annotations, spec.report)
-    for key in ("targetRef", "targetRefs"):
-        if spec.take(key) is not None:
-            spec.disallow(
-                key,
-                f"{key} (attaching to a Gateway or Service) is not supported; use `selector` "
-                "(the policy is refused rather than applied to nothing)",
-                code="MW0142",
-            )
+    workload_selector.refuse_target_ref(spec, "MW0142")
     selector = workload_selector.parse(spec, "selector")
     action = cast(AuthzAction, spec.choice("action", ACTIONS) or "ALLOW")
     provider = _provider(spec, action)

@@ -35,14 +35,7 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 def parse(spec: Fields, meta: Meta, labels: Labels) -> RequestAuthentication | None:
     """The RequestAuthentication, or None if any field was reported as an error."""
     del labels
-    for key in ("targetRef", "targetRefs"):
-        if spec.take(key) is not None:
-            spec.disallow(
-                key,
-                f"{key} (attaching to a Gateway or Service) is not supported; use `selector` "
-                "(the policy is refused rather than applied to nothing)",
-                code="MW0163",
-            )
+    workload_selector.refuse_target_ref(spec, "MW0163")
     selector = workload_selector.parse(spec, "selector")
     rules = tuple(r for r in (_rule(item) for item in spec.items("jwtRules") or ()) if r)
     spec.finish()

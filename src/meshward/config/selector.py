@@ -1,7 +1,8 @@
 """Istio's `WorkloadSelector` (`{matchLabels: {...}}`), shared by the policy kinds.
 
 Called by `peer_authentication` (`spec.selector`) and `destination_rule`
-(`spec.workloadSelector`). Istio treats a selector with no labels as no selector at all
+(`spec.workloadSelector`); `refuse_target_ref` by the policy kinds that Istio also lets attach
+by `targetRef`. Istio treats a selector with no labels as no selector at all
 (pilot `model.PolicyMatcher`: an empty `matchLabels` selects the whole namespace), so both
 absent and empty give None.
 """
@@ -20,3 +21,17 @@ def parse(spec: Fields, key: str) -> Labels | None:
     match = selector.labels("matchLabels")
     selector.finish()
     return match or None
+
+
+def refuse_target_ref(spec: Fields, code: str) -> None:
+    """`targetRef`/`targetRefs` (Istio's attachment to a Gateway or Service) are refused with
+    `code`: a policy meshward cannot attach that way is refused rather than applied to
+    nothing, so it never silently protects less than its author meant."""
+    for key in ("targetRef", "targetRefs"):
+        if spec.take(key) is not None:
+            spec.disallow(
+                key,
+                f"{key} (attaching to a Gateway or Service) is not supported; use `selector` "
+                "(the policy is refused rather than applied to nothing)",
+                code=code,
+            )

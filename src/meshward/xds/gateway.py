@@ -28,6 +28,7 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import duration_pb2
 
+from meshward.config import gateway as gateway_config
 from meshward.config import networking
 from meshward.diagnostics import Diagnostic, Level, Location
 from meshward.model import ir
@@ -40,16 +41,9 @@ _VERSIONS = {
     "TLSV1_2": common_pb2.TlsParameters.TLSv1_2,
     "TLSV1_3": common_pb2.TlsParameters.TLSv1_3,
 }
-# Istio's gateway defaults: TLS 1.2 minimum, ECDHE + AEAD suites only (config/gateway.py
-# SAFE_CIPHER_SUITES is the same list users may choose from).
-DEFAULT_CIPHER_SUITES = (
-    "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-CHACHA20-POLY1305",
-    "ECDHE-RSA-CHACHA20-POLY1305",
-)
+# Istio's gateway defaults: TLS 1.2 minimum, ECDHE + AEAD suites only — the same list users
+# may choose from (one list, in config/gateway.py).
+DEFAULT_CIPHER_SUITES = gateway_config.SAFE_CIPHER_SUITES
 _SAN_TYPES = (
     ("spiffe://", common_pb2.SubjectAltNameMatcher.URI),
     ("", common_pb2.SubjectAltNameMatcher.DNS),
