@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -174,6 +175,30 @@ def test_app_cannot_undo_its_capture(mesh: Mesh) -> None:
         check=True,
     ).stdout
     assert "-A MESHWARD_REDIRECT -p tcp -j REDIRECT --to-ports 15001" in rules
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        # setgid(2) to the sidecar's GID would make the app's traffic look like Envoy's.
+        (sys.executable, "-c", "import os; os.setgid(1337)"),
+        (sys.executable, "-c", "import os; os.setgroups([1337])"),
+        ("setpriv", "--regid", "1337", "--clear-groups", "true"),
+        # a set-group-ID copy of a program, group 1337: no_new_privs keeps the app's GID.
+        (
+            "sh",
+            "-c",
+            "cp /usr/bin/id /tmp/mw-sgid-id && chgrp 1337 /tmp/mw-sgid-id"
+            " && chmod g+s /tmp/mw-sgid-id && /tmp/mw-sgid-id -g; s=$?; rm -f /tmp/mw-sgid-id;"
+            " exit $s",
+        ),
+    ],
+)
+def test_app_cannot_take_the_sidecars_group(mesh: Mesh, argv: tuple[str, ...]) -> None:
+    """The capture lets GID 1337 (Envoy) out uncaptured; an app must not become it."""
+    result = _exec(mesh, "client", "front", *argv)
+    became = result.returncode == 0 and result.stdout.strip() in ("", "1337")
+    assert not became, (result.returncode, result.stdout, result.stderr)
 
 
 @contextlib.contextmanager

@@ -22,9 +22,14 @@ _CLONE_NEWNET = 0x40000000
 # Apps (and `meshward exec`) run without the capabilities that would let them undo their
 # pod's capture: CAP_NET_ADMIN (iptables, routes), CAP_NET_RAW, CAP_SYS_ADMIN (setns into
 # another namespace), module loading and ptrace (of the sidecar), dropped from the bounding
-# set so no exec regains them. They keep UID 0 (examples read root-owned interpreters) and
-# never the sidecar's GID 1337.
-CONFINED = ("-net_admin", "-net_raw", "-sys_admin", "-sys_module", "-sys_ptrace")
+# set so no exec regains them. They keep UID 0 (examples read root-owned interpreters) but
+# must never get the sidecar's GID/UID 1337, whose traffic the capture lets out uncaptured:
+# so CAP_SETGID/CAP_SETUID/CAP_SETPCAP go too (no setgid(1337), no setgroups), and
+# no_new_privs stops a set-group-ID executable (chown :1337 + chmod g+s) from granting it.
+CONFINED = (
+    *("-net_admin", "-net_raw", "-sys_admin", "-sys_module", "-sys_ptrace"),
+    *("-setgid", "-setuid", "-setpcap"),
+)
 NETNS_DIR = "/var/run/netns"
 
 
@@ -33,7 +38,8 @@ def argv(netns: str, command: Sequence[str], *, confined: bool = False) -> tuple
     capabilities (setpriv(1)) as for an app."""
     prefix: tuple[str, ...] = ("ip", "netns", "exec", netns)
     if confined:
-        prefix += ("setpriv", f"--bounding-set={','.join(CONFINED)}", "--inh-caps=-all", "--")
+        prefix += ("setpriv", f"--bounding-set={','.join(CONFINED)}", "--inh-caps=-all")
+        prefix += ("--no-new-privs", "--")
     return (*prefix, *command)
 
 
