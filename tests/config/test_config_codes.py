@@ -11,6 +11,7 @@ from test_config_authz import CASES as AUTHZ_CASES
 from test_config_extauthz import CASES as EXTAUTHZ_CASES
 from test_config_extauthz import RULE_CASES
 from test_config_gateway import CASES as GATEWAY_CASES
+from test_config_origination import CASES as ORIGINATION_CASES
 
 from meshward.config import load_text
 from meshward.diagnostics.catalog import CATALOG
@@ -201,21 +202,9 @@ CASES: list[tuple[str, str, Found]] = [
     ),
     ("MW0124 duplicate key", WORKLOAD + "  command: [sh]\n", [("MW0124", 6, "spec.command")]),
     (
-        "MW0125 SIMPLE",
-        DR + "  trafficPolicy: {tls: {mode: SIMPLE}}\n",
-        [("MW0125", 6, "spec.trafficPolicy.tls.mode")],
-    ),
-    (
         "MW0125 subjectAltNames",
         DR + "  trafficPolicy:\n    tls:\n      mode: ISTIO_MUTUAL\n      subjectAltNames: [a]\n",
         [("MW0125", 9, "spec.trafficPolicy.tls.subjectAltNames")],
-    ),
-    (
-        "MW0125 port-level MUTUAL",
-        DR
-        + "  trafficPolicy:\n    portLevelSettings:\n"
-        + "    - port: {number: 80}\n      tls: {mode: MUTUAL}\n",
-        [("MW0125", 9, "spec.trafficPolicy.portLevelSettings[0].tls.mode")],
     ),
     (
         "MW0126 outlierDetection",
@@ -284,7 +273,16 @@ def test_every_live_config_code_has_a_row() -> None:
     # AuthorizationPolicy codes (MW013x/MW014x) have their rows in test_config_authz.py,
     # extension provider and rule-file codes (MW019x) in test_config_extauthz.py,
     # Gateway/VirtualService codes (MW0175-MW0188) in test_config_gateway.py.
-    cases = (*CASES, *AUTHZ_CASES, *EXTAUTHZ_CASES, *RULE_CASES, *GATEWAY_CASES)
+    # DestinationRule TLS origination codes (MW0128/MW0129/MW0198/MW0199) in
+    # test_config_origination.py.
+    cases = (
+        *CASES,
+        *AUTHZ_CASES,
+        *EXTAUTHZ_CASES,
+        *RULE_CASES,
+        *GATEWAY_CASES,
+        *ORIGINATION_CASES,
+    )
     covered = {code for _, _, found in cases for code, _, _ in found}
     assert covered == live
 

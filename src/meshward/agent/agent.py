@@ -74,7 +74,8 @@ class Agent:
         for name, pod in sorted(wanted.items()):
             current = self.sidecars.get(name)
             if current is not None and current.pod.node_id == pod.node_id:
-                current.refresh_secrets()  # a gateway's credentials may have changed
+                current.pod = pod  # the credentials it originates TLS with may have changed
+                current.refresh_secrets()  # and a credential itself may have been replaced
                 continue
             if current is not None:
                 await self.sidecars.pop(name).stop()

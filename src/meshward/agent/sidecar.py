@@ -133,7 +133,7 @@ class Sidecar:
         log.info("%s: certificate %s until %s", self.pod.pod, self.serial, self.not_after)
 
     def refresh_secrets(self) -> None:
-        """Serve the identity and, on a gateway pod, every usable secret-store credential
+        """Serve the identity and the usable secret-store credentials this pod may use
         (`credential/<name>`, `credential/<name>-cacert`). Called after each issue and on every
         agent round, so a replaced credential reaches Envoy over SDS within about a second;
         Envoy applies it to new handshakes without a restart."""
@@ -141,9 +141,15 @@ class Sidecar:
             return
         served = dict(self._identity)
         credentials = []
+        # A gateway serves every credential (its Gateways name them); a sidecar only those its
+        # DestinationRules originate TLS with (least privilege: the mesh record lists them).
         if self.pod.gateway:
+            wanted = secret_store.names_in(self.context.state)
+        else:
+            wanted = self.pod.credentials
+        if wanted:
             now = self.context.now()
-            for name in secret_store.names_in(self.context.state):
+            for name in wanted:
                 stored = secret_store.load(self.context.state, name)
                 if stored is None or not secret_store.usable(stored, now):
                     continue  # half-written or invalid: keep serving nothing new for it

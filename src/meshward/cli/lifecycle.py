@@ -28,7 +28,7 @@ from meshward.netns.naming import MeshNet
 from meshward.process import kill_and_wait, pid_alive
 from meshward.runner.network import DEFAULT_POOL, Loopback, Netns, NetworkMode
 from meshward.runner.readiness import wait_ready
-from meshward.runner.runner import Runner, missing_credentials
+from meshward.runner.runner import Runner, missing_credentials, missing_origination_credentials
 from meshward.state.layout import StateDir
 from meshward.state.mesh import read_mesh
 from meshward.state.records import read_json
@@ -102,7 +102,12 @@ def up(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if not has_errors(diagnostics):  # a Gateway credential not created yet: said, not refused
-        diagnostics = (*diagnostics, *missing_credentials(state, load([state.config])))
+        stored = load([state.config])
+        diagnostics = (
+            *diagnostics,
+            *missing_credentials(state, stored),
+            *missing_origination_credentials(state, stored),
+        )
     print_diagnostics(diagnostics)
     if has_errors(diagnostics):
         print("refused: the config has errors; nothing was started", file=sys.stderr)
@@ -248,6 +253,7 @@ def apply(args: argparse.Namespace) -> int:
                 replicas(config.workloads), previous.addresses() if previous else {}, runner["pool"]
             )
             problems += build(config, addresses)[1]
+            problems += missing_origination_credentials(state, config)
         if not has_errors(problems):
             problems += admission.admit(config, Runner.stored(state))
             problems = relocate(problems, config, incoming)

@@ -3,14 +3,22 @@
 
 Called by `meshward.config.kind`. Follows the Istio API reference
 (istio.io/latest/docs/reference/config/networking/destination-rule/). This release uses the
-client-TLS part: `trafficPolicy.tls.mode` and `trafficPolicy.portLevelSettings[].tls.mode`,
-plus `host`, `workloadSelector` and `exportTo`.
+client-TLS part: `trafficPolicy.tls` and `trafficPolicy.portLevelSettings[].tls` (every mode,
+and for SIMPLE/MUTUAL origination every ClientTLSSettings field), plus `host`,
+`workloadSelector` and `exportTo`.
+
+Safety (issue 7 item 9): a rule that originates TLS (SIMPLE/MUTUAL) must verify the server —
+`caCertificates` or a `credentialName` whose CA is used — or say `insecureSkipVerify: true`
+explicitly: unverified origination is an error (MW0128), the explicit opt-out a warning
+(MW0129). MUTUAL needs a client key pair: `credentialName`, or `clientCertificate` with
+`privateKey` (MW0198). Whether a `credentialName` exists in the secret store is checked at
+`apply`/`up` (runner, MW0470): the config alone cannot know.
 
 What is not implemented is never silently ignored, and how loud depends on what ignoring
 it would do:
-  * TLS modes SIMPLE and MUTUAL and the certificate/SAN settings are security settings:
-    ignoring them would send traffic with weaker checks than the user asked for, so they are
-    errors (MW0125) and the rule is left out.
+  * Certificate/SAN settings on DISABLE or ISTIO_MUTUAL would be ignored by Istio's own
+    semantics (they belong to SIMPLE/MUTUAL): an error (MW0125), so nobody believes a SAN
+    check is in force when it is not.
   * Traffic-shaping settings (load balancing, connection pools, outlier detection, subsets)
     change no security property: accepted with a warning that they are not enforced (MW0126).
 """
@@ -19,12 +27,12 @@ from __future__ import annotations
 
 from meshward.config import selector as workload_selector
 from meshward.config.fields import Fields, UniqueValues
-from meshward.config.resources import ClientTlsMode, DestinationRule, Labels, Meta
+from meshward.config.resources import ClientTls, ClientTlsMode, DestinationRule, Labels, Meta
 
 # Istio ClientTLSSettings.TLSmode, in the API's order; DISABLE is the proto default.
-TLS_MODES = ("DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL")
-SUPPORTED_TLS_MODES: tuple[ClientTlsMode, ...] = ("DISABLE", "ISTIO_MUTUAL")
-# ClientTLSSettings fields that change who is trusted or which key is presented.
+TLS_MODES: tuple[ClientTlsMode, ...] = ("DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL")
+ORIGINATING_MODES: tuple[ClientTlsMode, ...] = ("SIMPLE", "MUTUAL")
+# ClientTLSSettings fields that only mean something when the sidecar originates TLS.
 _TLS_SECURITY_FIELDS = (
     "clientCertificate",
     "privateKey",
@@ -44,10 +52,10 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> DestinationRule | None:
     del labels
     host = spec.string("host", required=True)
     policy = spec.mapping("trafficPolicy")
-    tls_mode: ClientTlsMode | None = None
-    port_level: tuple[tuple[int, ClientTlsMode], ...] = ()
+    tls: ClientTls | None = None
+    port_level: tuple[tuple[int, ClientTls], ...] = ()
     if policy is not None:
-        tls_mode = _tls(policy)
+        tls = _tls(policy)
         port_level = _port_level(policy)
         _not_enforced(policy, _SHAPING_FIELDS + _POLICY_ONLY_FIELDS)
         policy.finish()
@@ -57,34 +65,105 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> DestinationRule | None:
     spec.finish()
     if spec.report.failed or host is None:
         return None
-    return DestinationRule(meta, host, tls_mode, port_level, selector)
+    return DestinationRule(
+        meta,
+        host,
+        tls.mode if tls is not None else None,
+        tuple((port, t.mode) for port, t in port_level),
+        selector,
+        tls if tls is not None and tls.mode in ORIGINATING_MODES else None,
+        tuple((port, t) for port, t in port_level if t.mode in ORIGINATING_MODES),
+    )
 
 
-def _tls(policy: Fields) -> ClientTlsMode | None:
+def _tls(policy: Fields) -> ClientTls | None:
     """None when `tls` is absent; a `tls` without `mode` is DISABLE (the proto default)."""
     tls = policy.mapping("tls")
     if tls is None:
         return None
-    mode = tls.choice("mode", TLS_MODES)
-    if mode is not None and mode not in SUPPORTED_TLS_MODES:
+    written = tls.choice("mode", TLS_MODES)
+    mode: ClientTlsMode = next((m for m in TLS_MODES if m == written), "DISABLE")
+    if mode not in ORIGINATING_MODES:
+        for key in _TLS_SECURITY_FIELDS + ("sni",):
+            if tls.take(key) is not None:
+                tls.disallow(
+                    key,
+                    f"tls.{key} applies only to modes SIMPLE and MUTUAL (this rule is {mode}); "
+                    "refused rather than looking enforced",
+                    code="MW0125",
+                )
+        tls.finish()
+        return ClientTls(mode)
+    settings = ClientTls(
+        mode,
+        ca_certificates=tls.string("caCertificates") or "",
+        ca_crl=tls.string("caCrl") or "",
+        client_certificate=tls.string("clientCertificate") or "",
+        private_key=tls.string("privateKey") or "",
+        credential_name=tls.string("credentialName") or "",
+        subject_alt_names=tls.strings("subjectAltNames") or (),
+        sni=tls.string("sni") or "",
+        insecure_skip_verify=bool(tls.boolean("insecureSkipVerify")),
+    )
+    _check_origination(tls, settings)
+    for key, path in (
+        ("caCertificates", settings.ca_certificates),
+        ("caCrl", settings.ca_crl),
+        ("clientCertificate", settings.client_certificate),
+        ("privateKey", settings.private_key),
+    ):
+        if path and not path.startswith("/"):
+            # The sidecar's Envoy reads the file: a relative path would depend on its cwd.
+            tls.disallow(key, f"tls.{key} must be an absolute path, got {path!r}", code="MW0199")
+    tls.finish()
+    return settings
+
+
+def _check_origination(tls: Fields, settings: ClientTls) -> None:
+    """The safety rule (MW0128/MW0129) and MUTUAL's key pair (MW0198)."""
+    verified = bool(settings.ca_certificates or settings.credential_name)
+    if settings.insecure_skip_verify:
+        tls.disallow(
+            "insecureSkipVerify",
+            f"{settings.mode} origination does not verify the server's certificate "
+            "(insecureSkipVerify: true); anyone on the path can impersonate it",
+            code="MW0129",
+        )
+    elif not verified:
         tls.disallow(
             "mode",
-            f"TLS mode {mode} is not supported yet (supported: "
-            f"{', '.join(SUPPORTED_TLS_MODES)}); refusing rather than sending weaker TLS",
-            code="MW0125",
+            f"{settings.mode} origination without caCertificates or credentialName would not "
+            "verify the server; refused (set insecureSkipVerify: true to accept that)",
+            code="MW0128",
         )
-    for key in _TLS_SECURITY_FIELDS:
-        if tls.take(key) is not None:
-            tls.disallow(key, f"tls.{key} is not supported yet", code="MW0125")
-    if tls.take("sni") is not None:
-        tls.disallow("sni", "tls.sni is not enforced yet; ignored", code="MW0126")
-    tls.finish()
-    return mode if mode in SUPPORTED_TLS_MODES else "DISABLE"
+    if settings.mode != "MUTUAL":
+        for key, value in (
+            ("clientCertificate", settings.client_certificate),
+            ("privateKey", settings.private_key),
+        ):
+            if value:
+                tls.disallow(key, f"tls.{key} is used only by mode MUTUAL", code="MW0198")
+        return
+    files = (settings.client_certificate, settings.private_key)
+    if settings.credential_name:
+        if any(files):
+            tls.disallow(
+                "credentialName",
+                "MUTUAL takes the client key pair from credentialName or from "
+                "clientCertificate/privateKey, not both",
+                code="MW0198",
+            )
+    elif not all(files):
+        tls.disallow(
+            "mode",
+            "MUTUAL needs a client key pair: credentialName, or clientCertificate and privateKey",
+            code="MW0198",
+        )
 
 
-def _port_level(policy: Fields) -> tuple[tuple[int, ClientTlsMode], ...]:
+def _port_level(policy: Fields) -> tuple[tuple[int, ClientTls], ...]:
     numbers = UniqueValues()
-    levels: list[tuple[int, ClientTlsMode]] = []
+    levels: list[tuple[int, ClientTls]] = []
     for item in policy.items("portLevelSettings") or ():
         selector = item.mapping("port", required=True)
         number = None
@@ -97,7 +176,7 @@ def _port_level(policy: Fields) -> tuple[tuple[int, ClientTlsMode], ...]:
         item.finish()
         if number is not None and mode is not None:
             levels.append((number, mode))
-    return tuple(sorted(levels))
+    return tuple(sorted(levels, key=lambda level: level[0]))
 
 
 def _not_enforced(fields: Fields, keys: tuple[str, ...]) -> None:

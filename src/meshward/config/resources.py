@@ -20,7 +20,7 @@ Labels = tuple[tuple[str, str], ...]
 
 MtlsMode = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
 OutboundPolicy = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
-ClientTlsMode = Literal["DISABLE", "ISTIO_MUTUAL"]
+ClientTlsMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]
 GatewayRole = Literal["", "ingress"]
 
 
@@ -194,12 +194,31 @@ class PeerAuthentication:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientTls:
+    """`trafficPolicy.tls` (ClientTLSSettings) when the sidecar originates TLS itself (mode
+    SIMPLE or MUTUAL). Paths and names are "" when not given. Validated by config/: the
+    server is verified (`ca_certificates` or `credential_name`) unless `insecure_skip_verify`,
+    and MUTUAL has a client key pair (files or `credential_name`)."""
+
+    mode: ClientTlsMode
+    ca_certificates: str = ""
+    ca_crl: str = ""
+    client_certificate: str = ""
+    private_key: str = ""
+    credential_name: str = ""
+    subject_alt_names: tuple[str, ...] = ()
+    sni: str = ""
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class DestinationRule:
     """`networking.istio.io/v1` DestinationRule, the parts this release uses: client TLS.
 
     `host` is as written (short names are resolved against the rule's namespace by model/).
     `tls_mode` None means trafficPolicy.tls is absent (auto-mTLS decides). `port_level` maps a
-    service port number to its TLS mode (trafficPolicy.portLevelSettings[].tls).
+    service port number to its TLS mode (trafficPolicy.portLevelSettings[].tls). `tls` and
+    `port_tls` hold the full settings where the mode is SIMPLE or MUTUAL (TLS origination).
     """
 
     meta: Meta
@@ -207,6 +226,8 @@ class DestinationRule:
     tls_mode: ClientTlsMode | None
     port_level: tuple[tuple[int, ClientTlsMode], ...]
     workload_selector: Labels | None
+    tls: ClientTls | None = None
+    port_tls: tuple[tuple[int, ClientTls], ...] = ()
 
 
 AuthzAction = Literal["ALLOW", "DENY", "AUDIT", "CUSTOM"]

@@ -69,9 +69,28 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0122", E, "PeerAuthentication with a selector in the root namespace", retired=True),
     Code("MW0123", E, "certificate TTL out of range"),
     Code("MW0124", E, "duplicate key in one YAML mapping"),
-    Code("MW0125", E, "client TLS mode or setting not yet supported; refused, not ignored"),
+    Code(
+        "MW0125",
+        E,
+        "client TLS setting that only SIMPLE/MUTUAL use, on another mode; refused, not ignored",
+        fix="drop the setting, or set tls.mode SIMPLE or MUTUAL",
+    ),
     Code("MW0126", W, "setting accepted but not yet enforced"),
     Code("MW0127", E, "Istio security kind not yet supported; refused (fail closed)", retired=True),
+    # MW0128-MW0129, MW0198-MW0199 DestinationRule TLS origination (config/destination_rule.py)
+    Code(
+        "MW0128",
+        E,
+        "TLS origination (SIMPLE/MUTUAL) without server verification",
+        fix="set tls.caCertificates or tls.credentialName (with a CA), "
+        "or insecureSkipVerify: true to accept an unverified server",
+    ),
+    Code(
+        "MW0129",
+        W,
+        "TLS origination with insecureSkipVerify: the server is not verified",
+        fix="set tls.caCertificates or tls.credentialName and drop insecureSkipVerify",
+    ),
     # MW0175-MW0189 Gateway, VirtualService, gateway Workload (config/gateway.py, ...)
     Code(
         "MW0175",
@@ -202,6 +221,18 @@ CATALOG: dict[str, Code] = _table(
         E,
         "extauthz rule file is invalid (one document, rules with allow, statuses 200-599)",
         fix="see `meshward extauthz --help` for the rule file format",
+    ),
+    Code(
+        "MW0198",
+        E,
+        "DestinationRule MUTUAL client key pair missing, incomplete or given twice",
+        fix="give credentialName, or clientCertificate and privateKey (only for MUTUAL)",
+    ),
+    Code(
+        "MW0199",
+        E,
+        "DestinationRule TLS file path is not absolute (the sidecar's Envoy reads it)",
+        fix="write an absolute path, or use credentialName (the secret store)",
     ),
     # MW016x-MW0174 RequestAuthentication (config/request_authentication.py)
     Code("MW0160", E, "jwksUri is not an http or https URL"),
@@ -362,6 +393,14 @@ CATALOG: dict[str, Code] = _table(
         W,
         "Gateway credentialName not in the secret store; its handshakes fail until created",
         fix="meshward secret create tls NAME --cert F --key F [--cacert F]",
+    ),
+    # MW047x DestinationRule TLS origination at runtime (runner; model/origination.py)
+    Code(
+        "MW0470",
+        E,
+        "DestinationRule credentialName not in the secret store, or without the CA or key "
+        "pair its mode needs; refused (fail closed, the last good config stays)",
+        fix="meshward secret create tls NAME --cert F --key F --cacert F, then apply again",
     ),
     # MW044x JWKS for RequestAuthentication (jwks/key_sets.py; control-plane.json `jwks`)
     Code(

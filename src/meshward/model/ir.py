@@ -22,7 +22,7 @@ from meshward.model.request_authn import JwtRule
 
 Protocol = Literal["HTTP", "HTTP2", "GRPC", "TCP"]
 EffectiveMtls = Literal["STRICT", "PERMISSIVE", "DISABLE"]
-UpstreamTls = Literal["AUTO", "ISTIO_MUTUAL", "DISABLE"]
+UpstreamTls = Literal["AUTO", "ISTIO_MUTUAL", "DISABLE", "SIMPLE", "MUTUAL"]
 NetworkModeName = Literal["loopback", "netns"]
 OutboundPolicy = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
 
@@ -145,6 +145,30 @@ class UpstreamEndpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Origination:
+    """TLS the sidecar originates to a service port (DestinationRule SIMPLE/MUTUAL), decided.
+
+    `sni`: the DestinationRule's sni, else its host (resolved). Trust: `ca_file` (+`crl_file`),
+    files Envoy reads, or `validation` (an SDS name: the credential's CA bundle); neither only
+    when `insecure` (the config layer refused that otherwise). Client key pair (MUTUAL):
+    `cert_file`/`key_file`, or `certificate` (an SDS name: the credential's key and chain).
+    `credential` names the secret-store credential the SDS names come from ("" for files).
+    """
+
+    mode: UpstreamTls
+    sni: str
+    subject_alt_names: tuple[str, ...] = ()
+    ca_file: str = ""
+    crl_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    validation: str = ""
+    certificate: str = ""
+    credential: str = ""
+    insecure: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundService:
     """One mesh service port as seen from one sidecar.
 
@@ -165,6 +189,7 @@ class OutboundService:
     http_domains: tuple[str, ...]
     tcp_bind: tuple[str, int] | None
     vip: str = ""  # netns mode: apps reach it at vip:port, captured by the sidecar
+    origination: Origination | None = None  # DestinationRule SIMPLE/MUTUAL (else None)
 
     @property
     def fqdn(self) -> str:

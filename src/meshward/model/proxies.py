@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from meshward.config.resources import DestinationRule, RequestAuthentication
-from meshward.model import authz, ir, peer_authn, request_authn, upstream_tls
+from meshward.model import authz, ir, origination, peer_authn, request_authn, upstream_tls
 from meshward.model.authorization import NO_AUTHZ
 
 FIRST_FALLBACK_PORT = 20000  # where TCP binds go when the service port is taken on the pod
@@ -126,9 +126,15 @@ def _shared_outbound(
                     else (),
                     tcp_bind=None,
                     vip=service.vip,
+                    origination=_origination(rule, port.port, service.fqdn),
                 )
             outbound.append(shared)
     return tuple(outbound)
+
+
+def _origination(rule: DestinationRule | None, port: int, fqdn: str) -> ir.Origination | None:
+    settings = origination.settings_for(rule, port) if rule is not None else None
+    return origination.decide(settings, fqdn) if settings is not None else None
 
 
 def _outbound(

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,10 +31,10 @@ from meshward.config.resources import ConfigSet
 from meshward.config.store import read_paths, write_store
 from meshward.diagnostics import Diagnostic, has_errors
 from meshward.errors import ConfigError, StateError
-from meshward.model import allocate, build, replicas
+from meshward.model import allocate, build, origination, replicas
 from meshward.model.addressing import vips
 from meshward.model.finding import finding
-from meshward.model.ir import MeshModel, Network
+from meshward.model.ir import MeshModel, Network, OutboundService
 from meshward.process import ProcessSpec, Supervised, inherited_env, pid_alive, python_module
 from meshward.runner.network import NetworkMode, free_port
 from meshward.runner.plan import PodPlan, outside_keys, plan_outside, plan_pods
@@ -204,6 +205,9 @@ class Runner:
         self.generation += 1
         identities = {p.key: p.identity.uri if p.identity else "" for p in model.pods}
         ports = {p.key: tuple(port.port for port in p.ports) for p in model.pods}
+        credentials = {
+            proxy.pod.key: origination_credentials(proxy.outbound) for proxy in model.proxies
+        }
         write_mesh(
             self.state,
             MeshRecord(
@@ -226,6 +230,7 @@ class Runner:
                         env=plan.env,
                         gateway=pod.gateway,
                         netns=self.netns.get(str(pod.key), ""),
+                        credentials=credentials.get(pod.key, ()),
                     )
                     for plan, pod in zip(plans, model.pods, strict=True)
                 )
@@ -359,6 +364,39 @@ def missing_credentials(state: StateDir, config: ConfigSet) -> tuple[Diagnostic,
                         f"no secret {name} in {state.root / 'secrets'}",
                     )
                 )
+    return tuple(found)
+
+
+def origination_credentials(outbound: Iterable[OutboundService]) -> tuple[str, ...]:
+    """The secret-store credentials a sidecar originates TLS with (sorted, distinct)."""
+    return tuple(
+        sorted(
+            {
+                service.origination.credential
+                for service in outbound
+                if service.origination is not None and service.origination.credential
+            }
+        )
+    )
+
+
+def missing_origination_credentials(state: StateDir, config: ConfigSet) -> tuple[Diagnostic, ...]:
+    """MW0470 for each DestinationRule credentialName that the secret store lacks, or that
+    lacks the CA the rule verifies the server with (a stored secret always holds a key
+    pair, for MUTUAL). An error, unlike
+    a Gateway's MW0455: without it the sidecar could not verify the server or present its
+    certificate, and the rule exists to do both (fail closed)."""
+    found = []
+    for rule in config.destination_rules:
+        for path, name, needs_ca in origination.credential_needs(rule):
+            stored = secrets.load(state, name)
+            problem = ""
+            if stored is None:
+                problem = f"no secret {name} in {state.root / 'secrets'}"
+            elif needs_ca and not stored.ca:
+                problem = f"secret {name} has no CA (--cacert) to verify the server with"
+            if problem:
+                found.append(finding("MW0470", rule.meta, path, problem))
     return tuple(found)
 
 

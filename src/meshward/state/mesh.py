@@ -32,6 +32,9 @@ class PodRecord:
     gateway: str = ""  # "ingress" for a gateway pod: the agent also serves it credentials
     netns: str = ""  # the pod's network namespace (netns mode), "" in loopback mode
     outside: bool = False  # a host on the outside network, not a pod of the mesh
+    # secret-store credentials its sidecar originates TLS with (DestinationRule credentialName):
+    # the agent serves a non-gateway pod these and no others
+    credentials: tuple[str, ...] = ()
 
     @property
     def key(self) -> PodKey:
@@ -109,6 +112,7 @@ def _pod_json(pod: PodRecord) -> dict[str, Any]:
         "gateway": pod.gateway,
         "netns": pod.netns,
         "outside": pod.outside,
+        "credentials": list(pod.credentials),
     }
 
 
@@ -131,4 +135,5 @@ def _pod(raw: Mapping[str, Any]) -> PodRecord:
         gateway=str(raw.get("gateway", "")),
         netns=str(raw.get("netns", "")),
         outside=bool(raw.get("outside", False)),
+        credentials=tuple(str(c) for c in raw.get("credentials", ())),
     )

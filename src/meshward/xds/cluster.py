@@ -112,6 +112,8 @@ def outbound_cluster(service: ir.OutboundService) -> cluster_pb2.Cluster:
     and the plaintext match exists only when some endpoint is plaintext: a cluster the model
     made all-mTLS holds no raw_buffer socket at all, so it fails closed.
     """
+    if service.origination is not None:
+        return _originating_cluster(service, service.origination)
     lb_endpoints = []
     for upstream in service.endpoints:
         endpoint = _lb_endpoint(upstream.address, upstream.port)
@@ -137,6 +139,20 @@ def outbound_cluster(service: ir.OutboundService) -> cluster_pb2.Cluster:
         plain.transport_socket.CopyFrom(tls.raw_socket())
     else:
         cluster.transport_socket.CopyFrom(tls.tls_socket(context))
+    return cluster
+
+
+def _originating_cluster(
+    service: ir.OutboundService, origination: ir.Origination
+) -> cluster_pb2.Cluster:
+    """DestinationRule SIMPLE/MUTUAL: every endpoint gets the rule's TLS (Istio: the mode
+    replaces auto-mTLS), and there is no plaintext socket to fall back to. HTTP/1.1 to the
+    server (the app's own protocol; no ALPN offered), h2 for HTTP2/GRPC."""
+    endpoints = [_lb_endpoint(upstream.address, upstream.port) for upstream in service.endpoints]
+    cluster = _static_cluster(
+        service.cluster_name, endpoints, _http_options(service.protocol, plaintext=True)
+    )
+    cluster.transport_socket.CopyFrom(tls.tls_socket(tls.origination_context(origination)))
     return cluster
 
 

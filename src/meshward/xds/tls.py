@@ -1,7 +1,8 @@
 """Istio mTLS as Envoy TLS contexts: SDS secret references, SAN matchers, transport sockets.
 
 Called by listener.py (server side of inbound mTLS), cluster.py (client side of outbound
-mTLS) and bootstrap.py (static secrets for tests). The workload certificate is the SDS secret
+mTLS, and TLS origination by DestinationRule SIMPLE/MUTUAL: `origination_context`) and
+bootstrap.py (static secrets for tests). The workload certificate is the SDS secret
 `default` and the trust bundle `ROOTCA` (Istio's names), both served by the node agent.
 Peers are checked by SPIFFE URI SAN (SPIFFE X509-SVID §5: the identity is the one URI SAN)
 with `match_typed_subject_alt_names`; the untyped `match_subject_alt_names` is deprecated.
@@ -9,12 +10,14 @@ with `match_typed_subject_alt_names`; the untyped `match_subject_alt_names` is d
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 
+from meshward.model import ir
 from meshward.xds import core
 
 IDENTITY_SECRET = "default"  # key + certificate chain of this workload (Istio's name)
@@ -75,6 +78,51 @@ def upstream_context(
             [uri_san(exact=san) for san in subject_alt_names], HTTP_ALPN if http else ()
         )
     )
+    return context
+
+
+def san_matcher(name: str) -> common_pb2.SubjectAltNameMatcher:
+    """An exact matcher for one `subjectAltNames` entry, typed by its form: a URI (has a
+    scheme, e.g. spiffe://), an IP address, else a DNS name."""
+    if "://" in name:
+        san_type = common_pb2.SubjectAltNameMatcher.URI
+    else:
+        try:
+            ipaddress.ip_address(name)
+            san_type = common_pb2.SubjectAltNameMatcher.IP_ADDRESS
+        except ValueError:
+            san_type = common_pb2.SubjectAltNameMatcher.DNS
+    matcher = common_pb2.SubjectAltNameMatcher(san_type=san_type)
+    matcher.matcher.exact = name
+    return matcher
+
+
+def origination_context(origination: ir.Origination) -> tls_pb2.UpstreamTlsContext:
+    """Client side of DestinationRule SIMPLE/MUTUAL: TLS to a server outside Istio mTLS.
+
+    The server is verified against the CA file or the credential's CA (SDS), and its SANs
+    when listed; no validation context at all only for insecureSkipVerify (Envoy then accepts
+    any certificate). No ALPN: the app's HTTP/1.1 (or TCP bytes) leave as they are, in TLS."""
+    context = tls_pb2.UpstreamTlsContext(sni=origination.sni)
+    common = context.common_tls_context
+    common.tls_params.tls_minimum_protocol_version = common_pb2.TlsParameters.TLSv1_2
+    if origination.certificate:
+        common.tls_certificate_sds_secret_configs.append(sds_secret(origination.certificate))
+    elif origination.cert_file:
+        certificate = common.tls_certificates.add()
+        certificate.certificate_chain.filename = origination.cert_file
+        certificate.private_key.filename = origination.key_file
+    sans = [san_matcher(name) for name in origination.subject_alt_names]
+    if origination.validation:
+        combined = common.combined_validation_context
+        combined.default_validation_context.match_typed_subject_alt_names.extend(sans)
+        combined.validation_context_sds_secret_config.CopyFrom(sds_secret(origination.validation))
+    elif origination.ca_file:
+        validation = common.validation_context
+        validation.trusted_ca.filename = origination.ca_file
+        if origination.crl_file:
+            validation.crl.filename = origination.crl_file
+        validation.match_typed_subject_alt_names.extend(sans)
     return context
 
 
