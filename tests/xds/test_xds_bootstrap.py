@@ -12,7 +12,9 @@ import pytest
 import xds_cases
 from xds_pki import Pki
 
-from meshward.xds import bootstrap, snapshot, translate
+from google.protobuf import json_format
+
+from meshward.xds import bootstrap, secret, snapshot, translate
 
 _SIDECAR = {
     "node_id": "sidecar~127.0.10.1~client-0.default~default.svc.cluster.local",
@@ -49,6 +51,18 @@ def test_envoy_accepts_translated_case(
         node_id=proxy.node_id,
         secrets_dir=secrets,
     )
+    # Secret-store credentials (TLS origination by credentialName) come from the agent over
+    # SDS; statically, the same names read from the test PKI's files.
+    for service in proxy.outbound:
+        found = service.origination
+        if found is not None and found.certificate:
+            static = secret.identity_secret_from_files(
+                str(secrets / "cert.pem"), str(secrets / "key.pem"), name=found.certificate
+            )
+            config["static_resources"]["secrets"].append(json_format.MessageToDict(static))
+        if found is not None and found.validation:
+            static = secret.root_secret_from_file(str(secrets / "root.pem"), name=found.validation)
+            config["static_resources"]["secrets"].append(json_format.MessageToDict(static))
     result = envoy_validate(config)
     assert (result.returncode, result.stderr) == (0, "")
 

@@ -47,6 +47,7 @@ def service(
     domains: tuple[str, ...] | None = None,
     tcp_bind: tuple[str, int] | None = None,
     vip: str = "",
+    origination: ir.Origination | None = None,
 ) -> ir.OutboundService:
     fqdn = f"{name}.{namespace}.{ir.DNS_SUFFIX}"
     if domains is None:
@@ -67,6 +68,7 @@ def service(
         http_domains=domains,
         tcp_bind=tcp_bind,
         vip=vip,
+        origination=origination,
     )
 
 
@@ -231,4 +233,54 @@ CASES: dict[str, ir.ProxyModel] = {
         )
         for policy in ("ALLOW_ANY", "REGISTRY_ONLY")
     },
+    # DestinationRule SIMPLE to a legacy HTTPS pod: CA file, SANs by type, the rule's SNI.
+    "originate_simple": proxy(
+        _CLIENT,
+        outbound=(
+            service(
+                "legacy",
+                8443,
+                "HTTP",
+                (endpoint(_LEGACY, 8443, mtls=False),),
+                tls="SIMPLE",
+                origination=ir.Origination(
+                    mode="SIMPLE",
+                    sni="api.partner.example",
+                    subject_alt_names=("api.partner.example", "127.0.12.1", "spiffe://p/api"),
+                    ca_file="/etc/ssl/certs/ca-certificates.crt",
+                ),
+            ),
+        ),
+    ),
+    # DestinationRule MUTUAL by credentialName (SDS) over TCP, and SIMPLE insecureSkipVerify.
+    "originate_mutual_credential": proxy(
+        _CLIENT,
+        outbound=(
+            service(
+                "legacy",
+                9443,
+                "TCP",
+                (endpoint(_LEGACY, 9443, mtls=False),),
+                tls="MUTUAL",
+                tcp_bind=("127.0.10.1", 9443),
+                origination=ir.Origination(
+                    mode="MUTUAL",
+                    sni="legacy.default.svc.cluster.local",
+                    validation=ir.credential_sds_name("partner-cacert"),
+                    certificate=ir.credential_sds_name("partner"),
+                    credential="partner",
+                ),
+            ),
+            service(
+                "legacy",
+                8443,
+                "HTTP",
+                (endpoint(_LEGACY, 8443, mtls=False),),
+                tls="SIMPLE",
+                origination=ir.Origination(
+                    mode="SIMPLE", sni="legacy.default.svc.cluster.local", insecure=True
+                ),
+            ),
+        ),
+    ),
 }
