@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 import xds_cases
-from xds_pki import Pki
-
 from google.protobuf import json_format
+from xds_pki import Pki
 
 from meshward.xds import bootstrap, secret, snapshot, translate
 
