@@ -106,6 +106,9 @@ def origination_context(origination: ir.Origination) -> tls_pb2.UpstreamTlsConte
     context = tls_pb2.UpstreamTlsContext(sni=origination.sni)
     common = context.common_tls_context
     common.tls_params.tls_minimum_protocol_version = common_pb2.TlsParameters.TLSv1_2
+    # Envoy's client default maximum is TLS 1.2 (TlsParameters docs); a server outside the
+    # mesh that speaks 1.3 gets 1.3.
+    common.tls_params.tls_maximum_protocol_version = common_pb2.TlsParameters.TLSv1_3
     if origination.certificate:
         common.tls_certificate_sds_secret_configs.append(sds_secret(origination.certificate))
     elif origination.cert_file:
