@@ -256,7 +256,11 @@ def _found(text: str) -> Found:
     return [(d.code, d.location.line, d.location.field) for d in result.diagnostics]
 
 
-@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+# DestinationRule TLS origination rows live in test_config_origination.py; run here.
+ROWS = (*CASES, *ORIGINATION_CASES)
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in ROWS], ids=[c[0] for c in ROWS])
 def test_code(text: str, expected: Found) -> None:
     assert _found(text) == expected
 

@@ -1,5 +1,6 @@
 """DestinationRule TLS origination (SIMPLE/MUTUAL): every field parsed, the safety rule
-(MW0128/MW0129), MUTUAL's key pair (MW0198), absolute paths (MW0199), MW0125 re-scoped."""
+(MW0128/MW0129), MUTUAL's key pair (MW0198), absolute paths (MW0199), MW0125 re-scoped.
+The code rows (`CASES`) run in test_config_codes.py with every other config code."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from meshward.config import load_text
 from meshward.config.resources import ClientTls
 
-Found = list[tuple[str, int, str]]
+Found = list[tuple[str, int, str]]  # (code, line, field), as test_config_codes checks
 
 DR = """\
 apiVersion: networking.istio.io/v1
@@ -75,16 +76,6 @@ CASES: list[tuple[str, str, Found]] = [
         [("MW0125", 9, f"{TLS}.sni")],
     ),
 ]
-
-
-def _found(text: str) -> Found:
-    result = load_text(text, "t.yaml")
-    return [(d.code, d.location.line, d.location.field) for d in result.diagnostics]
-
-
-@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_code(text: str, expected: Found) -> None:
-    assert _found(text) == expected
 
 
 @pytest.mark.parametrize(
