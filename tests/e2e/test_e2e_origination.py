@@ -18,9 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from meshward.config import load
+from meshward.model import build
 from meshward.runner.network import unused_pool
 from meshward.samples.edge_pki import Ca
 from meshward.state.layout import StateDir
+from meshward.state.mesh import read_mesh
+from meshward.verify.origination_probes import origination_probes
 from tests.e2e.conftest import stop_mesh
 from tests.e2e.meshctl import Mesh, get_via_sidecar, write_yaml
 
@@ -101,7 +105,7 @@ kind: Service
 metadata: {{name: {name}, namespace: shop}}
 spec:
   selector: {{app: partner}}
-  ports: [{{name: http-tls, port: 8443}}, {{name: http-mtls, port: 9443}}]
+  ports: [{{name: http-tls, port: 8443}}{mtls}]
 """
 SERVICES = ("partner", "partner-wrong-ca", "partner-wrong-san", "partner-default-sni")
 
@@ -138,7 +142,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             server_name=SERVER_NAME,
             server_ca=server_ca.cert_file,
             other_ca=other_ca.cert_file,
-            services="---\n".join(SERVICE.format(name=name) for name in SERVICES),
+            services="---\n".join(
+                SERVICE.format(
+                    name=name, mtls=", {name: http-mtls, port: 9443}" if name == "partner" else ""
+                )
+                for name in SERVICES
+            ),
         ),
     )
     mesh = Mesh(StateDir(root / "state"), _free_pool())
@@ -280,3 +289,25 @@ def test_unknown_credential_is_refused_at_apply(world: World) -> None:
     assert "MW0470" in result.stdout + result.stderr
     assert "MW0402 refused" in result.stderr
     assert _client_subject(world).startswith("CN=client-")  # the last good config stays
+
+
+def test_verify_probes_every_originating_rule(world: World) -> None:
+    mesh = read_mesh(world.mesh.state)
+    assert mesh is not None
+    config = load([world.mesh.state.config])
+    model = build(config, mesh.addresses(), mesh.model_network())[0]
+    results = origination_probes(world.mesh.state, model)
+    rule = "DestinationRule shop/"
+    target = "shop/client-0 → {}.shop.svc.cluster.local:{} ({})".format
+    by_target = {r.target: r for r in results}
+    assert {t: r.passed for t, r in by_target.items()} == {
+        target("partner", 8443, rule + "partner"): True,
+        target("partner", 9443, rule + "partner (port 9443)"): True,
+        target("partner-default-sni", 8443, rule + "default-sni"): True,
+        target("partner-wrong-ca", 8443, rule + "wrong-ca"): False,
+        target("partner-wrong-san", 8443, rule + "wrong-san"): False,
+    }
+    mutual = by_target[target("partner", 9443, rule + "partner (port 9443)")]
+    assert mutual.observed.startswith(f"server saw TLSv1.3 with SNI {SERVER_NAME}, client cert")
+    assert f"URI:{CLIENT_URI}" in mutual.observed
+    assert by_target[target("partner-wrong-ca", 8443, rule + "wrong-ca")].observed == "HTTP 503"

@@ -60,16 +60,29 @@ def http_request(
     body: bytes = b"",
 ) -> int | None:
     """Send one request on `route`; its status, or None if no HTTP answer came."""
+    return http_exchange(route, method, host, path, headers, timeout, body=body)[0]
+
+
+def http_exchange(
+    route: Route,
+    method: str,
+    host: str,
+    path: str,
+    headers: dict[str, str],
+    timeout: float = 5,
+    *,
+    body: bytes = b"",
+) -> tuple[int | None, bytes]:
+    """Send one request on `route`; (status, body), or (None, b"") if no HTTP answer came."""
     connection = http.client.HTTPConnection(*route.address, timeout=timeout)
     target = f"http://{host}{path}" if route.absolute else path
     try:
         connection.sock = open_socket(route, timeout)
         connection.request(method, target, body=body or None, headers={"Host": host, **headers})
         response = connection.getresponse()
-        response.read()
-        return response.status
+        return response.status, response.read()
     except (OSError, http.client.HTTPException):
-        return None
+        return None, b""
     finally:
         connection.close()
 

@@ -24,6 +24,7 @@ Check = Literal[
     "gateway-mutual-refused",
     "gateway-min-version",
     "gateway-passthrough",
+    "tls-origination",
 ]
 
 

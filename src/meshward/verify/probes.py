@@ -36,6 +36,7 @@ from meshward.verify.gateway_probes import gateway_probes
 from meshward.verify.identity import ProbeCredential, foreign, issue
 from meshward.verify.jwt_probes import jwt_probes
 from meshward.verify.netns_probes import netns_probes
+from meshward.verify.origination_probes import origination_probes
 from meshward.verify.probe import ProbeResult
 
 # A served certificate with less than this share of its lifetime left means rotation (at
@@ -70,6 +71,7 @@ def run_probes(state: StateDir) -> list[ProbeResult]:
         results += _traffic_probes(state, model)
         results += authz_probes(state, model)
         results += jwt_probes(state, model)
+        results += origination_probes(state, model)
         net = MeshNet.from_runner(read_json(state.runner) or {})
         if net is not None:
             results += netns_probes(state, model, net)
@@ -168,8 +170,8 @@ def _traffic_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
         client = _client_for(model, service_out)
         if client is None:
             continue
-        if not service_out.endpoints:
-            continue
+        if not service_out.endpoints or service_out.origination is not None:
+            continue  # a DestinationRule originates TLS: origination_probes checks it
         mtls_endpoints = [e for e in service_out.endpoints if e.mtls]
         target = f"{client.pod.key} → {service_out.fqdn}:{service_out.port}"
         if not mtls_endpoints:
