@@ -46,6 +46,8 @@ EXPECTED: dict[str, list[tuple[str, str]]] = {
         ("MW0520", "DestinationRule app/api-plain"),
         ("MW0521", "DestinationRule app/old-mtls"),
     ],
+    # SIMPLE/MUTUAL origination to a STRICT sidecar fires; to a pod without a sidecar, quiet.
+    "dr-origination": [EGRESS, ("MW0525", "DestinationRule app/api-tls")],
     "cert-ttl": [("MW0532", "MeshConfig default/mesh")],
     # failOpen on a consulted provider fires; on one no policy uses, and without it, quiet.
     "extauthz-fail-open": [

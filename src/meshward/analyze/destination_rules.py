@@ -1,12 +1,14 @@
 """Check: a DestinationRule's client TLS contradicting the callee's inbound mTLS (MW0520,
-MW0521).
+MW0521, MW0525).
 
 Reference: Kiali KIA0207/KIA0208 (DestinationRule and PeerAuthentication mTLS disagree),
 KIA0501 and KIA0505 (mesh/namespace mTLS vs. a DestinationRule's mode). A DestinationRule
 that sets `tls.mode` overrides auto-mTLS (Istio DestinationRule reference), so:
 DISABLE towards a STRICT port → the callee refuses plaintext; ISTIO_MUTUAL towards a pod
 without a sidecar or a DISABLE port → the callee cannot terminate mTLS. Either way traffic
-fails. Uses the model's per-caller outbound decisions (`tls_source` names the rule); one
+fails. SIMPLE/MUTUAL (TLS origination) replaces Istio mTLS too, so towards a STRICT sidecar
+the callee gets a handshake without a mesh certificate and refuses it (MW0525; origination is
+meant for servers that terminate TLS themselves). Uses the model's per-caller outbound decisions (`tls_source` names the rule); one
 finding per (rule, service port). Called from the check table in analyze/analysis.py.
 """
 
@@ -32,7 +34,7 @@ def _inbound_modes(facts: Facts) -> dict[tuple[PodKey, int], EffectiveMtls]:
 
 
 def tls_contradictions(facts: Facts) -> Iterator[Diagnostic]:
-    """MW0520/MW0521 for every service port a DestinationRule sets TLS for."""
+    """MW0520/MW0521/MW0525 for every service port a DestinationRule sets TLS for."""
     modes = _inbound_modes(facts)
     sidecar = {pod.key: pod.has_sidecar for pod in facts.model.pods}
     seen: set[tuple[str, str, int]] = set()
@@ -51,13 +53,16 @@ def tls_contradictions(facts: Facts) -> Iterator[Diagnostic]:
             field = (
                 "spec.trafficPolicy.portLevelSettings" if port_level else "spec.trafficPolicy.tls"
             )
-            code = "MW0520" if service.tls == "DISABLE" else "MW0521"
+            code = _CODES.get(service.tls, "MW0521")
             yield finding(
                 code,
                 ref,
                 at(facts.meta(ref), field),
                 f"{service.tls} to {service.fqdn}:{service.port}, but {problem}",
             )
+
+
+_CODES = {"DISABLE": "MW0520", "ISTIO_MUTUAL": "MW0521", "SIMPLE": "MW0525", "MUTUAL": "MW0525"}
 
 
 def _problem(
@@ -71,6 +76,8 @@ def _problem(
         mode = modes.get((endpoint.pod, endpoint.port))
         if service.tls == "DISABLE" and mode == "STRICT":
             return f"{where} is STRICT (refuses plaintext)"
+        if service.tls in ("SIMPLE", "MUTUAL") and sidecar.get(endpoint.pod) and mode == "STRICT":
+            return f"{where} has a STRICT sidecar (wants Istio mTLS, not the rule's certificates)"
         if service.tls == "ISTIO_MUTUAL":
             if not sidecar.get(endpoint.pod, False):
                 return f"{where} has no sidecar (cannot terminate mTLS)"

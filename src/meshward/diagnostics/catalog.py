@@ -72,8 +72,9 @@ CATALOG: dict[str, Code] = _table(
     Code(
         "MW0125",
         E,
-        "client TLS setting that only SIMPLE/MUTUAL use, on another mode; refused, not ignored",
-        fix="drop the setting, or set tls.mode SIMPLE or MUTUAL",
+        "TLS mode or setting not supported here (a DestinationRule's certificate settings need "
+        "mode SIMPLE or MUTUAL); refused, not ignored",
+        fix="drop the setting (DestinationRule: or set tls.mode SIMPLE or MUTUAL)",
     ),
     Code("MW0126", W, "setting accepted but not yet enforced"),
     Code("MW0127", E, "Istio security kind not yet supported; refused (fail closed)", retired=True),
@@ -495,6 +496,13 @@ CATALOG: dict[str, Code] = _table(
         "DestinationRule sends mTLS to a port that cannot accept it: traffic fails"
         " (KIA0208, KIA0505)",
         fix="remove trafficPolicy.tls (auto mTLS), or give the callee a sidecar / mTLS",
+    ),
+    Code(
+        "MW0525",
+        E,
+        "DestinationRule originates TLS (SIMPLE/MUTUAL) to a STRICT sidecar: traffic fails",
+        fix="use ISTIO_MUTUAL or no trafficPolicy.tls for mesh workloads; SIMPLE/MUTUAL are for "
+        "servers that terminate TLS themselves",
     ),
     # MW053x mesh-wide posture (analyze/network.py, certificates.py)
     Code(
