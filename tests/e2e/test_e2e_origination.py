@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -108,6 +109,23 @@ spec:
   ports: [{{name: http-tls, port: 8443}}{mtls}]
 """
 SERVICES = ("partner", "partner-wrong-ca", "partner-wrong-san", "partner-default-sni")
+# TCP origination: the app's bytes (here an HTTP request) leave in TLS, each connection its
+# own handshake, so a replaced credential shows at once.
+TCP_SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata: {name: partner-tcp, namespace: shop}
+spec:
+  selector: {app: partner}
+  ports: [{name: tcp-mtls, port: 9443}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: partner-tcp, namespace: shop}
+spec:
+  host: partner-tcp
+  trafficPolicy: {tls: {mode: MUTUAL, credentialName: partner-client, sni: tcp.partner.example}}
+"""
 
 
 @dataclass
@@ -147,7 +165,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                     name=name, mtls=", {name: http-mtls, port: 9443}" if name == "partner" else ""
                 )
                 for name in SERVICES
-            ),
+            )
+            + "---\n"
+            + TCP_SERVICE,
         ),
     )
     mesh = Mesh(StateDir(root / "state"), _free_pool())
@@ -241,16 +261,35 @@ def _client_subject(world: World) -> object:
     return client_cert["subject"]
 
 
+def _tcp_view(world: World) -> dict[str, object]:
+    """An HTTP request as raw bytes through the client's local TCP listener for partner-tcp."""
+    mesh = read_mesh(world.mesh.state)
+    assert mesh is not None
+    model = build(load([world.mesh.state.config]), mesh.addresses(), mesh.model_network())[0]
+    (proxy,) = [p for p in model.proxies if p.pod.key.workload == "client"]
+    (service,) = [o for o in proxy.outbound if o.name == "partner-tcp"]
+    assert service.tcp_bind is not None
+    with socket.create_connection(service.tcp_bind, timeout=10) as sock:
+        sock.sendall(b"GET /tcp HTTP/1.1\r\nHost: partner\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer
+    view: dict[str, object] = json.loads(body)
+    return view
+
+
 def _envoy_pid(world: World) -> int:
     agent = json.loads((world.mesh.state.agent).read_text())
     return int(agent["pods"]["shop/client-0"]["envoy_pid"])
 
 
-def _served_serials(world: World) -> set[str]:
-    """Serial numbers (hex) of every certificate the client's Envoy holds (admin /certs)."""
+def _served_serials(world: World) -> set[int]:
+    """Serial numbers of every certificate the client's Envoy holds (admin /certs, hex)."""
     certs = json.loads(_admin(world, "/certs"))["certificates"]
     return {
-        chain["serial_number"].lower() for entry in certs for chain in entry.get("cert_chain", ())
+        int(chain["serial_number"], 16) for entry in certs for chain in entry.get("cert_chain", ())
     }
 
 
@@ -258,6 +297,9 @@ def test_mutual_origination_presents_the_credential_and_follows_its_replacement(
     world: World,
 ) -> None:
     assert _client_subject(world) == "CN=client-1"
+    tcp = _tcp_view(world)
+    assert (tcp["listener"], tcp["sni"], tcp["path"]) == ("mtls", "tcp.partner.example", "/tcp")
+    assert tcp["client_cert"] == {"subject": "CN=client-1", "sans": [f"URI:{CLIENT_URI}"]}
     pid_before = _envoy_pid(world)
     cert, key, serial = world.client_ca.issue("client-2", uri=CLIENT_URI)
     server_ca = world.root / "pki" / "servers-ca.crt"
@@ -268,10 +310,13 @@ def test_mutual_origination_presents_the_credential_and_follows_its_replacement(
     assert replaced.returncode == 0, replaced.stderr
     # The new key pair reaches the running Envoy over SDS. A pooled upstream connection keeps
     # the handshake it made (as in Istio); new handshakes present client-2.
-    deadline = time.monotonic() + 15
-    while format(serial, "x") not in _served_serials(world) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30
+    while serial not in _served_serials(world) and time.monotonic() < deadline:
         time.sleep(0.3)
-    assert (format(serial, "x") in _served_serials(world), _envoy_pid(world)) == (True, pid_before)
+    assert (serial in _served_serials(world), _envoy_pid(world)) == (True, pid_before)
+    # A new connection is a new handshake: the server sees client-2.
+    tcp_after = _tcp_view(world)["client_cert"]
+    assert tcp_after == {"subject": "CN=client-2", "sans": [f"URI:{CLIENT_URI}"]}
 
 
 def test_unknown_credential_is_refused_at_apply(world: World) -> None:
