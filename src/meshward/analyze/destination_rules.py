@@ -8,8 +8,9 @@ DISABLE towards a STRICT port → the callee refuses plaintext; ISTIO_MUTUAL tow
 without a sidecar or a DISABLE port → the callee cannot terminate mTLS. Either way traffic
 fails. SIMPLE/MUTUAL (TLS origination) replaces Istio mTLS too, so towards a STRICT sidecar
 the callee gets a handshake without a mesh certificate and refuses it (MW0525; origination is
-meant for servers that terminate TLS themselves). Uses the model's per-caller outbound decisions (`tls_source` names the rule); one
-finding per (rule, service port). Called from the check table in analyze/analysis.py.
+meant for servers that terminate TLS themselves). Uses the model's per-caller outbound
+decisions (`tls_source` names the rule); one finding per (rule, service port). Called from
+the check table in analyze/analysis.py.
 """
 
 from __future__ import annotations
