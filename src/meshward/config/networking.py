@@ -95,6 +95,16 @@ class HttpMatch:
     name: str = ""
 
 
+CLAIM_HEADER_PREFIX = "@request.auth.claims."  # Istio's claim-based routing pseudo-header
+
+
+def matches_claims(match: HttpMatch) -> bool:
+    """Does `match` test a JWT claim (`headers` / `withoutHeaders` `@request.auth.claims.*`)?"""
+    return any(
+        name.startswith(CLAIM_HEADER_PREFIX) for name, _ in (*match.headers, *match.without_headers)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Destination:
     """`route[].destination`: `host` as written (a short name is in the VirtualService's

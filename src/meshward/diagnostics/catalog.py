@@ -327,8 +327,24 @@ CATALOG: dict[str, Code] = _table(
     Code(
         "MW0267",
         W,
-        "VirtualService bound to `mesh` only: sidecar routing by VirtualService is not applied yet",
-        fix="bind it to a Gateway; sidecars route by Service name",
+        "`mesh` VirtualService part not applied at sidecars: a host that is no HTTP service of "
+        "the mesh, or tls/tcp routes",
+        fix="name a mesh Service (name, name.namespace or FQDN) with an HTTP port in hosts; "
+        "route TCP by Service name",
+    ),
+    Code(
+        "MW0268",
+        W,
+        "another `mesh` VirtualService already routes this host at sidecars; this one is left "
+        "out there (Istio merges VirtualServices only at gateways)",
+        fix="put all routes for one host into one VirtualService",
+    ),
+    Code(
+        "MW0269",
+        W,
+        "claim match at sidecars, but no RequestAuthentication selects the destination's "
+        "workloads: the claim cannot be verified and the match is never taken",
+        fix="add a RequestAuthentication selecting the destination service's workloads",
     ),
     # MW0270-MW0279 external authorization (model/extauthz.py, model/authz.py)
     Code(

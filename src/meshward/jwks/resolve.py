@@ -70,8 +70,26 @@ def resolve(model: ir.MeshModel, keys: Callable[[str], str]) -> ir.MeshModel:
             return rule
         return dataclasses.replace(rule, jwks=keys(rule.key_source))
 
+    filled: dict[int, ir.OutboundService] = {}
+
+    def fill_service(service: ir.OutboundService) -> ir.OutboundService:
+        # The rules a caller verifies claims with (claim routes of `mesh` VirtualServices).
+        if not service.route_jwt_rules:
+            return service
+        made = filled.get(id(service))
+        if made is None:
+            rules = tuple(fill(r) for r in service.route_jwt_rules)
+            made = filled[id(service)] = dataclasses.replace(service, route_jwt_rules=rules)
+        return made
+
     proxies = tuple(
-        dataclasses.replace(p, jwt_rules=tuple(fill(r) for r in p.jwt_rules)) if p.jwt_rules else p
+        dataclasses.replace(
+            p,
+            jwt_rules=tuple(fill(r) for r in p.jwt_rules),
+            outbound=tuple(fill_service(s) for s in p.outbound),
+        )
+        if p.jwt_rules or any(s.route_jwt_rules for s in p.outbound)
+        else p
         for p in model.proxies
     )
     return dataclasses.replace(model, proxies=proxies)

@@ -39,7 +39,10 @@ _PROTOCOL: dict[str, ir.Protocol] = {"TLS": "TCP", "TCP": "TCP"}
 
 
 @dataclass
-class _Context:
+class RouteContext:
+    """What route resolution reads (services, VirtualServices by age) and the findings it
+    reports, once per resource and field; model/mesh_routes.py builds one without gateways."""
+
     gateways: Sequence[Gateway]
     services: dict[tuple[str, str], ir.Service]
     virtual_services: Sequence[VirtualService]
@@ -79,7 +82,7 @@ def build(
     policies: authz.AuthzIndex | None,
 ) -> tuple[tuple[ir.ProxyModel, ...], tuple[Diagnostic, ...]]:
     """`proxies` with a GatewayModel on every gateway pod, and the findings (MW026x)."""
-    context = _Context(
+    context = RouteContext(
         gateways=sorted(gateways, key=lambda g: g.meta.order),
         services={(s.namespace, s.name): s for s in services},
         virtual_services=sorted(virtual_services, key=lambda v: v.meta.order),
@@ -107,14 +110,10 @@ def build(
             if ref != "mesh" and ref not in known:
                 context.report("MW0261", vs.meta, f"spec.gateways[{i}]", f"no Gateway {ref}")
         _check_kinds(vs, context)
-        if vs.gateways == ("mesh",):
-            context.report(
-                "MW0267", vs.meta, "spec.gateways", "bound to mesh only; not applied to sidecars"
-            )
     return tuple(result), tuple(context.findings)
 
 
-def _check_kinds(vs: VirtualService, context: _Context) -> None:
+def _check_kinds(vs: VirtualService, context: RouteContext) -> None:
     """MW0266 when a route kind fits no server of the VirtualService's gateways."""
     families = {
         _family(server) for gw in context.gateways if _bound(vs, gw) for server in gw.servers
@@ -149,7 +148,7 @@ def _check_kinds(vs: VirtualService, context: _Context) -> None:
             )
 
 
-def _gateway_model(pod: ir.Pod, context: _Context, trusted: int) -> ir.GatewayModel:
+def _gateway_model(pod: ir.Pod, context: RouteContext, trusted: int) -> ir.GatewayModel:
     by_port: dict[int, list[tuple[Gateway, int, networking.GatewayServer]]] = {}
     for gw in context.gateways:
         if not selector_matches(gw.selector, pod.labels):
@@ -192,7 +191,7 @@ def _family(server: networking.GatewayServer) -> str:
 def _chains(
     port: int,
     servers: list[tuple[Gateway, int, networking.GatewayServer]],
-    context: _Context,
+    context: RouteContext,
 ) -> tuple[ir.GatewayChain, ...]:
     first_family = _family(servers[0][2])
     kept: list[tuple[Gateway, int, networking.GatewayServer]] = []
@@ -313,7 +312,7 @@ def _applies(
 
 
 def _virtual_hosts(
-    gw: Gateway, server: networking.GatewayServer, port: int, context: _Context
+    gw: Gateway, server: networking.GatewayServer, port: int, context: RouteContext
 ) -> list[ir.GatewayVirtualHost]:
     hosts: list[ir.GatewayVirtualHost] = []
     redirect = bool(server.tls and server.tls.https_redirect and server.protocol in _HTTP_FAMILY)
@@ -336,7 +335,7 @@ def _virtual_hosts(
             if http.matches and not matches:
                 continue  # every match names another gateway or port
             path = f"spec.http[{i}]"
-            clusters = _resolve(vs, http.route, path, context)
+            clusters = resolve(vs, http.route, path, context)
             if http.route and not clusters:
                 continue
             routes.append(ir.GatewayRoute(f"{vs.meta.ref} http[{i}]", http, matches, clusters))
@@ -362,15 +361,17 @@ def _merge(
     return tuple(merged[d] for d in sorted(merged))
 
 
-def _resolve(
+def resolve(
     vs: VirtualService,
     route: Sequence[networking.RouteDestination],
     path: str,
-    context: _Context,
+    context: RouteContext,
 ) -> tuple[tuple[str, int], ...]:
+    """The (cluster, weight) of each destination; () and MW0262 if one is not a mesh
+    service port (gateways and sidecars alike)."""
     clusters = []
     for j, target in enumerate(route):
-        service = _service(target.destination.host, vs.meta.namespace, context)
+        service = service_of(target.destination.host, vs.meta.namespace, context)
         port = target.destination.port
         if service is not None and port is None and len(service.ports) == 1:
             port = service.ports[0].port
@@ -386,7 +387,9 @@ def _resolve(
     return tuple(clusters)
 
 
-def _service(host: str, namespace: str, context: _Context) -> ir.Service | None:
+def service_of(host: str, namespace: str, context: RouteContext) -> ir.Service | None:
+    """The mesh Service `host` names: `name` (in `namespace`), `name.ns`, `name.ns.svc`,
+    or the FQDN; None for any other name."""
     parts = host.split(".")
     if len(parts) == 1:
         key = (namespace, parts[0])
@@ -398,7 +401,7 @@ def _service(host: str, namespace: str, context: _Context) -> ir.Service | None:
 
 
 def _passthrough(
-    gw: Gateway, index: int, server: networking.GatewayServer, port: int, context: _Context
+    gw: Gateway, index: int, server: networking.GatewayServer, port: int, context: RouteContext
 ) -> list[ir.GatewayChain]:
     chains = []
     for vs in context.virtual_services:
@@ -422,7 +425,7 @@ def _passthrough(
                 )
                 if not names:
                     continue
-                clusters = _resolve(vs, route.route, f"spec.tls[{i}]", context)
+                clusters = resolve(vs, route.route, f"spec.tls[{i}]", context)
                 if clusters:
                     chains.append(
                         ir.GatewayChain(
@@ -437,7 +440,7 @@ def _passthrough(
 
 
 def _tcp_clusters(
-    gw: Gateway, index: int, port: int, context: _Context
+    gw: Gateway, index: int, port: int, context: RouteContext
 ) -> tuple[tuple[str, int], ...]:
     for vs in context.virtual_services:
         if not _bound(vs, gw):
@@ -445,7 +448,7 @@ def _tcp_clusters(
         for i, route in enumerate(vs.tcp):
             if route.matches and not _applies(route.matches, gw, port):
                 continue
-            clusters = _resolve(vs, route.route, f"spec.tcp[{i}]", context)
+            clusters = resolve(vs, route.route, f"spec.tcp[{i}]", context)
             if clusters:
                 return clusters
     del index

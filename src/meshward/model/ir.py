@@ -169,6 +169,18 @@ class Origination:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayRoute:
+    """One VirtualService http route on a gateway virtual host or a sidecar's outbound
+    service virtual host: the route as written and its destinations resolved to
+    (cluster, weight)."""
+
+    source: str  # `VirtualService ns/name http[i]`, for access logs and diagnostics
+    route: networking.HttpRoute
+    matches: tuple[networking.HttpMatch, ...]  # only those that apply to this gateway/port
+    clusters: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundService:
     """One mesh service port as seen from one sidecar.
 
@@ -190,6 +202,12 @@ class OutboundService:
     tcp_bind: tuple[str, int] | None
     vip: str = ""  # netns mode: apps reach it at vip:port, captured by the sidecar
     origination: Origination | None = None  # DestinationRule SIMPLE/MUTUAL (else None)
+    # A `mesh`-bound VirtualService routes this port (model/mesh_routes.py): its routes
+    # replace the single route to the cluster; () routes nothing (404). None: no VirtualService.
+    vs_routes: tuple[GatewayRoute, ...] | None = None
+    # The destination's RequestAuthentication rules (merged), when a route matches on
+    # claims: the caller's sidecar verifies tokens with them before routing (non-rejecting).
+    route_jwt_rules: tuple[JwtRule, ...] = ()
 
     @property
     def fqdn(self) -> str:
@@ -230,17 +248,6 @@ class ServerTls:
     max_version: networking.TlsVersion
     cipher_suites: tuple[str, ...]
     credential: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayRoute:
-    """One VirtualService http route on a gateway virtual host: the route as written and
-    its destinations resolved to (cluster, weight)."""
-
-    source: str  # `VirtualService ns/name http[i]`, for access logs and diagnostics
-    route: networking.HttpRoute
-    matches: tuple[networking.HttpMatch, ...]  # only those that apply to this gateway/port
-    clusters: tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from meshward.model import (
     extauthz,
     gateway,
     ir,
+    mesh_routes,
     peer_authn,
     pods,
     proxies,
@@ -79,6 +80,9 @@ def build(
     all_proxies, gateway_findings = gateway.build(
         sidecars, ir_services, config.gateways, config.virtual_services, mesh, policies
     )
+    all_proxies, route_findings = mesh_routes.build(
+        all_proxies, ir_services, config.virtual_services
+    )
     model = ir.MeshModel(
         trust_domain=mesh.trust_domain,
         root_namespace=mesh.root_namespace,
@@ -98,6 +102,7 @@ def build(
         *upstream_tls.diagnose(rules, ir_services, ir_pods),
         *providers.findings,
         *gateway_findings,
+        *route_findings,
         *authz.diagnose(policies, ir_pods, config.request_authentications),
         *request_authn.diagnose(config.request_authentications, mesh.root_namespace, selectable),
     )

@@ -18,21 +18,16 @@ match the same SNI set would make Envoy reject the whole listener; the later is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
-from envoy.type.matcher.v3 import regex_pb2, string_pb2
-from google.protobuf import duration_pb2
 
 from meshward.config import gateway as gateway_config
-from meshward.config import networking
 from meshward.diagnostics import Diagnostic, Level, Location
 from meshward.model import ir
-from meshward.xds import access_log, core, jwt_authn, listener, rbac, tls
+from meshward.xds import access_log, core, jwt_authn, listener, rbac, route, tls
 
 _VERSIONS = {
     "TLS_AUTO": common_pb2.TlsParameters.TLS_AUTO,
@@ -132,13 +127,7 @@ def _chain(
 
 def _claims_routed(chain: ir.GatewayChain) -> bool:
     """Does a route of the chain match on JWT claims (`@request.auth.claims.*` headers)?"""
-    return any(
-        name.startswith(jwt_authn.CLAIM_HEADER_PREFIX)
-        for host in chain.virtual_hosts
-        for route in host.routes
-        for match in route.matches
-        for name, _ in (*match.headers, *match.without_headers)
-    )
+    return any(route.claims_routed(host.routes) for host in chain.virtual_hosts)
 
 
 def downstream_context(server: ir.ServerTls, trust_domain: str) -> tls_pb2.DownstreamTlsContext:
@@ -200,145 +189,9 @@ def route_config(chain: ir.GatewayChain) -> route_pb2.RouteConfiguration:
         made = config.virtual_hosts.add(name=host.name, domains=domains)
         if host.require_tls:
             made.require_tls = route_components_pb2.VirtualHost.ALL
-        for route in host.routes:
-            made.routes.extend(_routes(route))
+        for vs_route in host.routes:
+            made.routes.extend(route.vs_routes(vs_route))
         if host.require_tls and not host.routes:
             made.routes.add().match.prefix = "/"  # redirected before routing anyway
             made.routes[-1].direct_response.status = 404
     return config
-
-
-def _routes(route: ir.GatewayRoute) -> list[route_components_pb2.Route]:
-    matches = route.matches or (networking.HttpMatch(),)
-    return [_route(route, match, i) for i, match in enumerate(matches)]
-
-
-def _string_matcher(match: networking.StringMatch) -> string_pb2.StringMatcher:
-    matcher = string_pb2.StringMatcher()
-    if match.kind == "exact":
-        matcher.exact = match.value
-    elif match.kind == "prefix":
-        matcher.prefix = match.value
-    else:
-        matcher.safe_regex.CopyFrom(regex_pb2.RegexMatcher(regex=match.value))
-    return matcher
-
-
-def _header(
-    name: str, match: networking.StringMatch, *, invert: bool = False
-) -> route_components_pb2.HeaderMatcher:
-    header = route_components_pb2.HeaderMatcher(name=name, invert_match=invert)
-    header.string_match.CopyFrom(_string_matcher(match))
-    return header
-
-
-def _route(
-    route: ir.GatewayRoute, match: networking.HttpMatch, index: int
-) -> route_components_pb2.Route:
-    spec = route.route
-    made = route_components_pb2.Route(name=f"{route.source} match[{index}]")
-    uri = match.uri
-    if uri is None:
-        made.match.prefix = "/"
-    elif uri.kind == "exact":
-        made.match.path = uri.value
-    elif uri.kind == "prefix":
-        made.match.prefix = uri.value
-    else:
-        made.match.safe_regex.regex = uri.value
-    if match.ignore_uri_case:
-        made.match.case_sensitive.value = False
-    if match.method is not None:
-        made.match.headers.append(_header(":method", match.method))
-    if match.authority is not None:
-        made.match.headers.append(_header(":authority", match.authority))
-    for name, m in match.headers:
-        if name.startswith(jwt_authn.CLAIM_HEADER_PREFIX):
-            claim = name[len(jwt_authn.CLAIM_HEADER_PREFIX) :]
-            made.match.dynamic_metadata.append(jwt_authn.claim_matcher(claim, _string_matcher(m)))
-        else:
-            made.match.headers.append(_header(name, m))
-    for name, m in match.without_headers:
-        if name.startswith(jwt_authn.CLAIM_HEADER_PREFIX):
-            claim = name[len(jwt_authn.CLAIM_HEADER_PREFIX) :]
-            made.match.dynamic_metadata.append(
-                jwt_authn.claim_matcher(claim, _string_matcher(m), invert=True)
-            )
-        else:
-            made.match.headers.append(_header(name, m, invert=True))
-    if spec.redirect is not None:
-        _redirect(made, spec.redirect)
-    else:
-        action = made.route
-        if len(route.clusters) == 1:
-            action.cluster = route.clusters[0][0]
-        else:
-            for cluster, weight in route.clusters:
-                action.weighted_clusters.clusters.add(name=cluster).weight.value = weight
-        if spec.rewrite_uri:
-            action.prefix_rewrite = spec.rewrite_uri
-        if spec.rewrite_authority:
-            action.host_rewrite_literal = spec.rewrite_authority
-        if spec.timeout_ms is not None:
-            action.timeout.CopyFrom(_duration(spec.timeout_ms))
-        if spec.retry_attempts is not None:
-            policy = action.retry_policy
-            policy.num_retries.value = spec.retry_attempts
-            policy.retry_on = (
-                spec.retry_on
-                or "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
-            )
-            if spec.retry_per_try_timeout_ms is not None:
-                policy.per_try_timeout.CopyFrom(_duration(spec.retry_per_try_timeout_ms))
-    _headers(made, spec)
-    return made
-
-
-def _duration(millis: int) -> duration_pb2.Duration:
-    return duration_pb2.Duration(seconds=millis // 1000, nanos=(millis % 1000) * 1_000_000)
-
-
-_REDIRECT_CODES = {
-    301: route_components_pb2.RedirectAction.MOVED_PERMANENTLY,
-    302: route_components_pb2.RedirectAction.FOUND,
-    303: route_components_pb2.RedirectAction.SEE_OTHER,
-    307: route_components_pb2.RedirectAction.TEMPORARY_REDIRECT,
-    308: route_components_pb2.RedirectAction.PERMANENT_REDIRECT,
-}
-
-
-def _redirect(made: route_components_pb2.Route, redirect: networking.HttpRedirect) -> None:
-    action = made.redirect
-    if redirect.uri:
-        action.path_redirect = redirect.uri
-    if redirect.authority:
-        action.host_redirect = redirect.authority
-    if redirect.port is not None:
-        action.port_redirect = redirect.port
-    if redirect.scheme:
-        action.scheme_redirect = redirect.scheme
-    action.response_code = _REDIRECT_CODES[redirect.redirect_code]
-
-
-def _headers(made: route_components_pb2.Route, spec: networking.HttpRoute) -> None:
-    for operations, add, remove in (
-        (spec.request_headers, made.request_headers_to_add, made.request_headers_to_remove),
-        (spec.response_headers, made.response_headers_to_add, made.response_headers_to_remove),
-    ):
-        _operations(operations, add, remove)
-
-
-def _operations(
-    operations: networking.HeaderOperations,
-    add: Sequence[base_pb2.HeaderValueOption],
-    remove: Sequence[str],
-) -> None:
-    overwrite = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
-    append = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
-    for pairs, action in ((operations.set, overwrite), (operations.add, append)):
-        for name, value in pairs:
-            option = add.add()  # type: ignore[attr-defined]
-            option.header.key = name
-            option.header.value = value
-            option.append_action = action
-    remove.extend(operations.remove)  # type: ignore[attr-defined]

@@ -1,7 +1,8 @@
 """RequestAuthentication rules of one sidecar as Envoy's `envoy.filters.http.jwt_authn`.
 
 Called by listener.py for every inbound HTTP connection manager (before the RBAC filters,
-so RBAC can read the validated payload), and by the JWT tests that run it in a real Envoy.
+so RBAC can read the validated payload), for outbound HCMs whose `mesh` VirtualService routes
+on claims (`outbound_filter`, non-rejecting), and by the JWT tests that run it in Envoy.
 Input is the merged `JwtRule`s of model/request_authn.py; this module only maps them,
 following Istio's translation (pilot/pkg/security/authn policy_applier.go
 convertToEnvoyJwtConfig):
@@ -43,8 +44,10 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.type.matcher.v3 import metadata_pb2, regex_pb2, string_pb2, value_pb2
-from google.protobuf import empty_pb2, wrappers_pb2
+from google.protobuf import any_pb2, empty_pb2, wrappers_pb2
 
+from meshward.config import networking
+from meshward.model import ir
 from meshward.model.request_authn import SPACE_DELIMITED_CLAIMS, JwtRule
 from meshward.xds import core, rbac
 
@@ -130,6 +133,48 @@ def http_filters(
     if unread:
         filters.append(_no_keys_filter(unread))
     return filters
+
+
+def outbound_filter(services: Sequence[ir.OutboundService]) -> list[hcm_pb2.HttpFilter]:
+    """jwt_authn for a caller's outbound HCM when a `mesh` VirtualService routes on claims
+    (`route_jwt_rules` set by the model), or nothing.
+
+    Non-rejecting (`allow_missing_or_failed`): the caller's sidecar only learns the claims to
+    route on; a missing or invalid token matches no claim route (the destination's inbound
+    sidecar still answers 401 to an invalid one). Each service's requirement names only the
+    providers of the RequestAuthentications selecting its workloads, chosen per virtual host
+    (`outbound_per_route`); the route is chosen again once the payload is in the metadata.
+    Rules whose keys were never fetched get no provider, so their claims never match."""
+    providers: dict[JwtRule, str] = {}
+    requirements: dict[str, jwt_pb2.JwtRequirement] = {}
+    for service in services:
+        keyed = [r for r in service.route_jwt_rules if r.jwks]
+        if not service.route_jwt_rules:
+            continue
+        for rule in keyed:
+            providers.setdefault(rule, provider_name(len(providers)))
+        tolerant = jwt_pb2.JwtRequirement(allow_missing_or_failed=empty_pb2.Empty())
+        if keyed:
+            anyone = jwt_pb2.JwtRequirementOrList()
+            for rule in keyed:
+                anyone.requirements.add(provider_name=providers[rule])
+            anyone.requirements.append(tolerant)
+            requirements[service.cluster_name] = jwt_pb2.JwtRequirement(requires_any=anyone)
+        else:
+            requirements[service.cluster_name] = tolerant
+    if not requirements:
+        return []
+    config = jwt_pb2.JwtAuthentication(bypass_cors_preflight=True)
+    for rule, name in providers.items():
+        config.providers[name].CopyFrom(provider(rule, clear_route_cache=True))
+    for name, requirement in requirements.items():
+        config.requirement_map[name].CopyFrom(requirement)
+    return [hcm_pb2.HttpFilter(name=JWT_FILTER, typed_config=core.pack(config))]
+
+
+def outbound_per_route(service: ir.OutboundService) -> any_pb2.Any:
+    """The per-virtual-host choice of `service`'s requirement in `outbound_filter`."""
+    return core.pack(jwt_pb2.PerRouteConfig(requirement_name=service.cluster_name))
 
 
 def unread_locations(rules: Sequence[JwtRule]) -> list[Location]:
@@ -238,7 +283,7 @@ def local_reply(rules: Sequence[JwtRule]) -> hcm_pb2.LocalReplyConfig:
     return hcm_pb2.LocalReplyConfig(mappers=[mapper])
 
 
-CLAIM_HEADER_PREFIX = "@request.auth.claims."
+CLAIM_HEADER_PREFIX = networking.CLAIM_HEADER_PREFIX
 
 
 def claim_matcher(

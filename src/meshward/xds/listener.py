@@ -270,6 +270,7 @@ def virtual_outbound_listener(
                 peer_certificate=False,
                 direction="outbound",
                 log_filter=access_log.failures_only(),
+                http_filters=jwt_authn.outbound_filter([service]),
             )
             chain.filters.append(hcm_filter(manager))
         else:
@@ -298,6 +299,8 @@ def outbound_http_listener(proxy: ir.ProxyModel) -> listener_pb2.Listener:
         direction="outbound",
         # A successful call is in the server sidecar's log; logging it twice cost ~6 µs.
         log_filter=access_log.failures_only(),
+        # Claim-routed services: the caller verifies tokens to route on (never rejects).
+        http_filters=jwt_authn.outbound_filter(proxy.outbound),
     )
     listener.filter_chains.add(name=OUTBOUND_HTTP_LISTENER).filters.append(hcm_filter(manager))
     return listener

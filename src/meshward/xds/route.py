@@ -1,19 +1,31 @@
-"""HTTP routing: the `outbound_http` RouteConfiguration and the inline inbound route.
+"""HTTP routing: the `outbound_http` RouteConfiguration, the inline inbound route, and
+VirtualService http routes as Envoy routes (sidecars and gateways).
 
-Called by translate.py (outbound, served over RDS) and listener.py (inbound, inline in the
-inbound HTTP connection manager). One virtual host per HTTP mesh service port, named
-`<fqdn>:<port>`, matching the Host values the model decided; a Host no virtual host matches
-gets Envoy's own 404 (no catch-all: an unknown name must not reach anything).
+Called by translate.py (outbound, served over RDS), listener.py (inbound, inline in the
+inbound HTTP connection manager; netns per-VIP outbound routes) and gateway.py (a gateway's
+virtual hosts). One virtual host per HTTP mesh service port, named `<fqdn>:<port>`, matching
+the Host values the model decided; a Host no virtual host matches gets Envoy's own 404 (no
+catch-all: an unknown name must not reach anything).
+
+A service port that a `mesh`-bound VirtualService routes (`OutboundService.vs_routes`) gets
+that VirtualService's routes instead of the single route to its cluster; a request no route
+matches gets 404, as in Istio (no default route is added). `vs_routes` is the one
+translation of a VirtualService http route, shared with the gateway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
+from google.protobuf import duration_pb2
 
+from meshward.config import networking
 from meshward.diagnostics import Diagnostic, Level, Location
 from meshward.model import ir
+from meshward.xds import jwt_authn
 
 OUTBOUND_HTTP_ROUTE = "outbound_http"
 _DUPLICATE_DOMAIN = "MW0301"
@@ -27,6 +39,36 @@ def _virtual_host(
     route.match.prefix = "/"
     route.route.cluster = cluster
     return host
+
+
+def _service_host(
+    service: ir.OutboundService, domains: Iterable[str]
+) -> route_components_pb2.VirtualHost:
+    """The virtual host of one outbound service port: its VirtualService routes, or the
+    single route to its cluster."""
+    name = f"{service.fqdn}:{service.port}"
+    if service.vs_routes is None:
+        return _virtual_host(name, domains, service.cluster_name)
+    host = route_components_pb2.VirtualHost(name=name, domains=list(domains))
+    for vs_route in service.vs_routes:
+        host.routes.extend(vs_routes(vs_route))
+    if service.route_jwt_rules:
+        # The caller's jwt_authn verifies with the destination's providers for this host
+        # only (xds/jwt_authn.py outbound_filter). A request that matches no route before
+        # its token is verified must still reach a route for the per-route config to
+        # apply, so the host ends with the 404 Envoy would answer anyway.
+        host.typed_per_filter_config[jwt_authn.JWT_FILTER].CopyFrom(
+            jwt_authn.outbound_per_route(service)
+        )
+        last = host.routes.add(name="no route matched")
+        last.match.prefix = "/"
+        last.direct_response.status = 404
+    return host
+
+
+def claims_routed(routes: Iterable[ir.GatewayRoute]) -> bool:
+    """Does one of `routes` match on JWT claims (`@request.auth.claims.*` headers)?"""
+    return any(networking.matches_claims(m) for r in routes for m in r.matches)
 
 
 def outbound_http_routes(
@@ -60,7 +102,7 @@ def outbound_http_routes(
             claimed[key] = name
             domains.append(domain)
         if domains:  # Envoy requires at least one domain per virtual host
-            config.virtual_hosts.append(_virtual_host(name, domains, service.cluster_name))
+            config.virtual_hosts.append(_service_host(service, domains))
     return config, tuple(diagnostics)
 
 
@@ -75,9 +117,144 @@ def inbound_route(port: ir.InboundPort) -> route_pb2.RouteConfiguration:
 
 def service_route(service: ir.OutboundService) -> route_pb2.RouteConfiguration:
     """Inline route of one captured service VIP:port (netns mode): the VIP and port already
-    name the service, so every Host goes to its cluster."""
+    name the service, so every Host goes to its cluster (or its VirtualService routes)."""
     config = route_pb2.RouteConfiguration(name=service.cluster_name)
-    config.virtual_hosts.append(
-        _virtual_host(f"{service.fqdn}:{service.port}", ["*"], service.cluster_name)
-    )
+    config.virtual_hosts.append(_service_host(service, ["*"]))
     return config
+
+
+def vs_routes(route: ir.GatewayRoute) -> list[route_components_pb2.Route]:
+    """One VirtualService http route as Envoy routes, one per match (in order)."""
+    matches = route.matches or (networking.HttpMatch(),)
+    return [_route(route, match, i) for i, match in enumerate(matches)]
+
+
+def _string_matcher(match: networking.StringMatch) -> string_pb2.StringMatcher:
+    matcher = string_pb2.StringMatcher()
+    if match.kind == "exact":
+        matcher.exact = match.value
+    elif match.kind == "prefix":
+        matcher.prefix = match.value
+    else:
+        matcher.safe_regex.CopyFrom(regex_pb2.RegexMatcher(regex=match.value))
+    return matcher
+
+
+def _header(
+    name: str, match: networking.StringMatch, *, invert: bool = False
+) -> route_components_pb2.HeaderMatcher:
+    header = route_components_pb2.HeaderMatcher(name=name, invert_match=invert)
+    header.string_match.CopyFrom(_string_matcher(match))
+    return header
+
+
+def _route(
+    route: ir.GatewayRoute, match: networking.HttpMatch, index: int
+) -> route_components_pb2.Route:
+    spec = route.route
+    made = route_components_pb2.Route(name=f"{route.source} match[{index}]")
+    uri = match.uri
+    if uri is None:
+        made.match.prefix = "/"
+    elif uri.kind == "exact":
+        made.match.path = uri.value
+    elif uri.kind == "prefix":
+        made.match.prefix = uri.value
+    else:
+        made.match.safe_regex.regex = uri.value
+    if match.ignore_uri_case:
+        made.match.case_sensitive.value = False
+    if match.method is not None:
+        made.match.headers.append(_header(":method", match.method))
+    if match.authority is not None:
+        made.match.headers.append(_header(":authority", match.authority))
+    for name, m in match.headers:
+        if name.startswith(jwt_authn.CLAIM_HEADER_PREFIX):
+            claim = name[len(jwt_authn.CLAIM_HEADER_PREFIX) :]
+            made.match.dynamic_metadata.append(jwt_authn.claim_matcher(claim, _string_matcher(m)))
+        else:
+            made.match.headers.append(_header(name, m))
+    for name, m in match.without_headers:
+        if name.startswith(jwt_authn.CLAIM_HEADER_PREFIX):
+            claim = name[len(jwt_authn.CLAIM_HEADER_PREFIX) :]
+            made.match.dynamic_metadata.append(
+                jwt_authn.claim_matcher(claim, _string_matcher(m), invert=True)
+            )
+        else:
+            made.match.headers.append(_header(name, m, invert=True))
+    if spec.redirect is not None:
+        _redirect(made, spec.redirect)
+    else:
+        action = made.route
+        if len(route.clusters) == 1:
+            action.cluster = route.clusters[0][0]
+        else:
+            for cluster, weight in route.clusters:
+                action.weighted_clusters.clusters.add(name=cluster).weight.value = weight
+        if spec.rewrite_uri:
+            action.prefix_rewrite = spec.rewrite_uri
+        if spec.rewrite_authority:
+            action.host_rewrite_literal = spec.rewrite_authority
+        if spec.timeout_ms is not None:
+            action.timeout.CopyFrom(_duration(spec.timeout_ms))
+        if spec.retry_attempts is not None:
+            policy = action.retry_policy
+            policy.num_retries.value = spec.retry_attempts
+            policy.retry_on = (
+                spec.retry_on
+                or "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+            )
+            if spec.retry_per_try_timeout_ms is not None:
+                policy.per_try_timeout.CopyFrom(_duration(spec.retry_per_try_timeout_ms))
+    _headers(made, spec)
+    return made
+
+
+def _duration(millis: int) -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=millis // 1000, nanos=(millis % 1000) * 1_000_000)
+
+
+_REDIRECT_CODES = {
+    301: route_components_pb2.RedirectAction.MOVED_PERMANENTLY,
+    302: route_components_pb2.RedirectAction.FOUND,
+    303: route_components_pb2.RedirectAction.SEE_OTHER,
+    307: route_components_pb2.RedirectAction.TEMPORARY_REDIRECT,
+    308: route_components_pb2.RedirectAction.PERMANENT_REDIRECT,
+}
+
+
+def _redirect(made: route_components_pb2.Route, redirect: networking.HttpRedirect) -> None:
+    action = made.redirect
+    if redirect.uri:
+        action.path_redirect = redirect.uri
+    if redirect.authority:
+        action.host_redirect = redirect.authority
+    if redirect.port is not None:
+        action.port_redirect = redirect.port
+    if redirect.scheme:
+        action.scheme_redirect = redirect.scheme
+    action.response_code = _REDIRECT_CODES[redirect.redirect_code]
+
+
+def _headers(made: route_components_pb2.Route, spec: networking.HttpRoute) -> None:
+    for operations, add, remove in (
+        (spec.request_headers, made.request_headers_to_add, made.request_headers_to_remove),
+        (spec.response_headers, made.response_headers_to_add, made.response_headers_to_remove),
+    ):
+        _operations(operations, add, remove)
+
+
+def _operations(
+    operations: networking.HeaderOperations,
+    add: Sequence[base_pb2.HeaderValueOption],
+    remove: Sequence[str],
+) -> None:
+    overwrite = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+    append = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
+    for pairs, action in ((operations.set, overwrite), (operations.add, append)):
+        for name, value in pairs:
+            option = add.add()  # type: ignore[attr-defined]
+            option.header.key = name
+            option.header.value = value
+            option.append_action = action
+    remove.extend(operations.remove)  # type: ignore[attr-defined]

@@ -82,10 +82,17 @@ _Routes = tuple[snapshot.Encoded, tuple[Diagnostic, ...]]
 
 def _cluster_input(service: ir.OutboundService) -> ir.OutboundService:
     # An outbound cluster is made from the upstream side only (cluster.outbound_cluster reads
-    # neither the Host names nor the local TCP bind, which say how the app reaches it), so
-    # callers that differ only there share one cluster.
-    if service.http_domains or service.tcp_bind is not None or service.vip:
-        return dataclasses.replace(service, http_domains=(), tcp_bind=None, vip="")
+    # neither the Host names, the local TCP bind, nor the routes, which say how the app
+    # reaches it), so callers that differ only there share one cluster.
+    if (
+        service.http_domains
+        or service.tcp_bind is not None
+        or service.vip
+        or service.vs_routes is not None
+    ):
+        return dataclasses.replace(
+            service, http_domains=(), tcp_bind=None, vip="", vs_routes=None, route_jwt_rules=()
+        )
     return service
 
 
