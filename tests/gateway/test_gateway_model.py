@@ -122,3 +122,35 @@ spec:
 def test_gateway_findings(extra: str, codes: list[str]) -> None:
     _, findings = gateway_cases.model(extra)
     assert [f.code for f in findings] == codes
+
+
+_MESH_AND_GATEWAY = """\
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: users-mesh, namespace: core}
+spec:
+  hosts: [users]
+  gateways: [%s]
+  http: [{match: [{uri: {prefix: /v1}}], route: [{destination: {host: users}}]}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("gateways", "sidecar_routed"),
+    [("mesh", True), ("mesh, istio-system/public", True), ("istio-system/public", False)],
+)
+def test_mesh_virtual_services_route_sidecars_not_gateway_pods(
+    gateways: str, sidecar_routed: bool
+) -> None:
+    """A `mesh`-bound VirtualService routes at sidecars; a gateway pod is not in `mesh`
+    (Istio), so its own outbound side keeps the default routes."""
+    mesh, _ = gateway_cases.model(_MESH_AND_GATEWAY % gateways)
+
+    def routes(proxy: ir.ProxyModel) -> list[str] | None:
+        (users,) = [o for o in proxy.outbound if o.name == "users"]
+        return None if users.vs_routes is None else [r.source for r in users.vs_routes]
+
+    sidecar = next(p for p in mesh.proxies if p.pod.key.workload == "users")
+    expected = ["VirtualService core/users-mesh http[0]"] if sidecar_routed else None
+    assert (routes(sidecar), routes(gateway_cases.gateway_proxy(mesh))) == (expected, None)

@@ -158,5 +158,5 @@ def _routes(
         clusters = gateway.resolve(vs, http.route, path, context)
         if http.route and not clusters:
             continue
-        routes.append(ir.GatewayRoute(f"{vs.meta.ref} {path}", http, matches, clusters))
+        routes.append(ir.GatewayRoute(f"{vs.meta.ref} http[{i}]", http, matches, clusters))
     return tuple(routes)
