@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from meshward.runner.network import unused_pool
-from meshward.samples.idp import keys, tokens
+from meshward.samples.idp import keys
 from tests.e2e.conftest import start_mesh, stop_mesh
 from tests.e2e.meshctl import Mesh, get_via_sidecar
 
