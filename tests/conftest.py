@@ -1,13 +1,17 @@
-"""Shared test fixtures: golden files (regenerated with `pytest --update-golden`)."""
+"""Shared test fixtures: golden files (regenerated with `pytest --update-golden`) and
+`envoy --mode validate` on a bootstrap."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from meshward.xds.envoy_binary import envoy_path
 
 GOLDEN_ROOT = Path(__file__).parent / "golden"
 
@@ -42,3 +46,24 @@ def golden(request: pytest.FixtureRequest) -> GoldenCheck:
         assert path.read_text() == text, f"output differs from {path} (pytest --update-golden)"
 
     return check
+
+
+EnvoyValidate = Callable[[dict[str, Any]], "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def envoy_validate(tmp_path: Path) -> EnvoyValidate:
+    """Run `envoy --mode validate` on a bootstrap dict; returns the finished process."""
+
+    def validate(bootstrap: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        config = tmp_path / "bootstrap.json"
+        config.write_text(json.dumps(bootstrap))
+        return subprocess.run(
+            [str(envoy_path()), "--mode", "validate", "-c", str(config), "--log-level", "warn"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    return validate

@@ -6,10 +6,12 @@ import http.client
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshward.samples.idp.keys import KeyStore
 from meshward.state.layout import StateDir
 from meshward.state.mesh import PodRecord, read_mesh
 from meshward.state.records import read_json
@@ -72,3 +74,24 @@ def write_yaml(directory: Path, name: str, text: str) -> Path:
     path = directory / name
     path.write_text(text)
     return path
+
+
+def keyed_source(root: Path, template: str, issuer: str) -> tuple[Path, KeyStore]:
+    """A mesh source dir from `template` with `{issuer}` and `{jwks}` (an inline key set of
+    a new key store under `root/idp`) filled in, and that key store."""
+    store = KeyStore(root / "idp")
+    now = time.time()
+    store.ensure(now)
+    source = root / "mesh"
+    source.mkdir()
+    jwks = json.dumps(store.public_jwks(now, 0))
+    (source / "mesh.yaml").write_text(template.format(issuer=issuer, jwks=jwks))
+    return source, store
+
+
+def answered_by(body: bytes) -> str:
+    """The workload whose sidecar received an httpbin `/headers` request: the `By=` identity
+    of the `X-Forwarded-Client-Cert` it added."""
+    xfcc = json.loads(body)["headers"].get("X-Forwarded-Client-Cert", "")
+    by = next((p[3:] for p in xfcc.split(";") if p.startswith("By=")), "")
+    return str(by.rsplit("/", 1)[-1])

@@ -16,7 +16,7 @@ import pytest
 
 from meshward.samples.idp import attacks, keys, tokens
 from tests.e2e.conftest import start_mesh, stop_mesh
-from tests.e2e.meshctl import Mesh
+from tests.e2e.meshctl import Mesh, answered_by, keyed_source
 
 pytestmark = pytest.mark.e2e
 
@@ -96,13 +96,7 @@ spec:
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mesh, keys.KeyStore]]:
     root = tmp_path_factory.mktemp("jwt-edge")
-    store = keys.KeyStore(root / "idp")
-    now = time.time()
-    store.ensure(now)
-    source = root / "mesh"
-    source.mkdir()
-    jwks = json.dumps(store.public_jwks(now, 0))
-    (source / "mesh.yaml").write_text(MESH.format(issuer=ISSUER, jwks=jwks))
+    source, store = keyed_source(root, MESH, ISSUER)
     mesh = start_mesh(root, source, pool=POOL)
     try:
         yield mesh, store
@@ -122,9 +116,7 @@ def _get(mesh: Mesh, headers: dict[str, str]) -> tuple[int, str]:
         connection.close()
     if response.status != 200:
         return response.status, ""
-    xfcc = json.loads(body)["headers"].get("X-Forwarded-Client-Cert", "")
-    by = next((p[3:] for p in xfcc.split(";") if p.startswith("By=")), "")
-    return 200, by.rsplit("/", 1)[-1]
+    return 200, answered_by(body)
 
 
 def test_tokens_checked_and_routed_by_claim_at_the_gateway(

@@ -23,7 +23,7 @@ import pytest
 from meshward.runner.network import unused_pool
 from meshward.samples.idp import keys
 from tests.e2e.conftest import start_mesh, stop_mesh
-from tests.e2e.meshctl import Mesh, get_via_sidecar
+from tests.e2e.meshctl import Mesh, answered_by, get_via_sidecar, keyed_source
 
 pytestmark = pytest.mark.e2e
 
@@ -88,19 +88,12 @@ spec:
 @pytest.fixture(scope="module")
 def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mesh, Path]]:
     root = tmp_path_factory.mktemp("vs-mesh")
-    key_dir = root / "idp"
-    store = keys.KeyStore(key_dir)
-    now = time.time()
-    store.ensure(now)
-    source = root / "mesh"
-    source.mkdir()
-    jwks = json.dumps(store.public_jwks(now, 0))
     apps = "".join(_APP.format(name=n) for n in ("client", "svc", "svc-v2"))
-    (source / "mesh.yaml").write_text(MESH.format(issuer=ISSUER, jwks=jwks) + apps)
+    source, store = keyed_source(root, MESH + apps.replace("{", "{{").replace("}", "}}"), ISSUER)
     start = zlib.crc32(str(Path(__file__).resolve()).encode()) % len(POOL_OCTETS)
     mesh = start_mesh(root, source, pool=unused_pool(POOL_OCTETS, first=start))
     try:
-        yield mesh, key_dir
+        yield mesh, store.directory
     finally:
         stop_mesh(mesh)
 
@@ -133,9 +126,7 @@ def _get(mesh: Mesh, path: str, headers: dict[str, str]) -> tuple[int, str]:
     status, body = get_via_sidecar(client, "svc.shop:8000", path, headers)
     if status != 200:
         return status, ""
-    xfcc = json.loads(body)["headers"].get("X-Forwarded-Client-Cert", "")
-    by = next((p[3:] for p in xfcc.split(";") if p.startswith("By=")), "")
-    return 200, by.rsplit("/", 1)[-1]
+    return 200, answered_by(body)
 
 
 def test_sidecar_routes_by_virtual_service(routed: tuple[Mesh, Path]) -> None:

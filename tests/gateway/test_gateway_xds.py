@@ -4,11 +4,9 @@ redirects)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gateway_cases
 import pytest
@@ -20,7 +18,9 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from google.protobuf import json_format
 
 from meshward.xds import bootstrap, snapshot, translate
-from meshward.xds.envoy_binary import envoy_path
+
+if TYPE_CHECKING:
+    from tests.conftest import EnvoyValidate
 
 _HCM = hcm_pb2.HttpConnectionManager
 
@@ -43,7 +43,9 @@ def test_golden_listeners(golden: Callable[[str, Any], None]) -> None:
 
 
 @pytest.mark.parametrize("extra", ["", "custom"])
-def test_envoy_accepts_the_gateway(tmp_path: Path, extra: str) -> None:
+def test_envoy_accepts_the_gateway(
+    tmp_path: Path, envoy_validate: EnvoyValidate, extra: str
+) -> None:
     mesh, _ = gateway_cases.model(_CUSTOM if extra else "")
     proxy = gateway_cases.gateway_proxy(mesh)
     config = bootstrap.static_bootstrap(
@@ -53,15 +55,7 @@ def test_envoy_accepts_the_gateway(tmp_path: Path, extra: str) -> None:
         secrets_dir=None,
         sds_socket=str(tmp_path / "sds.sock"),
     )
-    path = tmp_path / "bootstrap.json"
-    path.write_text(json.dumps(config))
-    done = subprocess.run(
-        [str(envoy_path()), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = envoy_validate(config)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -5,11 +5,9 @@ caller's non-rejecting jwt_authn with the destination's providers per virtual ho
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import routing_cases
@@ -25,7 +23,9 @@ from google.protobuf import json_format
 from meshward.jwks import resolve
 from meshward.model import ir
 from meshward.xds import bootstrap, jwt_authn, snapshot, translate
-from meshward.xds.envoy_binary import envoy_path
+
+if TYPE_CHECKING:
+    from tests.conftest import EnvoyValidate
 
 SVC = "outbound|8000||svc.shop.svc.cluster.local"
 SVC_ADMIN = "outbound|9000||svc.shop.svc.cluster.local"
@@ -69,7 +69,9 @@ def test_golden_outbound(golden: Callable[[str, Any], None]) -> None:
 
 
 @pytest.mark.parametrize("mode", ["loopback", "netns"])
-def test_envoy_accepts_the_routes(tmp_path: Path, mode: ir.NetworkModeName) -> None:
+def test_envoy_accepts_the_routes(
+    tmp_path: Path, envoy_validate: EnvoyValidate, mode: ir.NetworkModeName
+) -> None:
     proxy = routing_cases.client(routing_cases.model(mode))
     config = bootstrap.static_bootstrap(
         translate.proxy_snapshot(proxy),
@@ -78,15 +80,7 @@ def test_envoy_accepts_the_routes(tmp_path: Path, mode: ir.NetworkModeName) -> N
         secrets_dir=None,
         sds_socket=str(tmp_path / "sds.sock"),
     )
-    path = tmp_path / "bootstrap.json"
-    path.write_text(json.dumps(config))
-    done = subprocess.run(
-        [str(envoy_path()), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = envoy_validate(config)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
