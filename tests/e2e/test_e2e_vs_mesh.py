@@ -18,7 +18,7 @@ import pytest
 from meshward.runner.network import unused_pool
 from tests.e2e import vs_mesh
 from tests.e2e.conftest import start_mesh, stop_mesh
-from tests.e2e.meshctl import Mesh, answered_by, get_via_sidecar
+from tests.e2e.meshctl import Mesh, get_via_sidecar
 
 pytestmark = pytest.mark.e2e
 
@@ -42,10 +42,7 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mesh, Pat
 def _get(mesh: Mesh, path: str, headers: dict[str, str]) -> tuple[int, str]:
     """GET `svc` through the client's sidecar: the status and the answering backend."""
     client = mesh.pod("client", "shop")
-    status, body = get_via_sidecar(client, "svc.shop:8000", path, headers)
-    if status != 200:
-        return status, ""
-    return 200, answered_by(body)
+    return vs_mesh.answer(*get_via_sidecar(client, "svc.shop:8000", path, headers))
 
 
 def test_sidecar_routes_by_virtual_service(routed: tuple[Mesh, Path]) -> None:

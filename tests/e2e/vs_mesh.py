@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from meshward.samples.idp import keys
-from tests.e2e.meshctl import keyed_source
+from tests.e2e.meshctl import answered_by, keyed_source
 
 ISSUER = "https://idp.routes.test"
 
@@ -105,14 +105,26 @@ Get = Callable[[str, dict[str, str]], tuple[int, str]]
 
 EXPECTED = {
     "no token": (200, "svc"),
-    "group beta": (200, "svc-v2"),
-    "group [alpha, beta]": (200, "svc-v2"),
+    # The token travels on: the caller's sidecar verifies it but does not strip it (svc-v2
+    # has no RequestAuthentication, so its app sees it)...
+    "group beta": (200, "svc-v2 +token"),
+    "group [alpha, beta]": (200, "svc-v2 +token"),
+    # ...and svc's own sidecar validates it and strips it (forwardOriginalToken: false).
     "group alpha": (200, "svc"),
     "tampered to beta": (401, ""),
     "foreign key, beta": (401, ""),
     "header x-canary": (200, "svc-v2"),
     "unrouted path": (404, ""),
 }
+
+
+def answer(status: int, body: bytes) -> tuple[int, str]:
+    """(status, the workload that answered an httpbin `/headers` request, `+token` when the
+    request reached it with its Authorization header)."""
+    if status != 200:
+        return status, ""
+    token = " +token" if "Authorization" in json.loads(body)["headers"] else ""
+    return 200, answered_by(body) + token
 
 
 def wait_routed(get: Get) -> None:

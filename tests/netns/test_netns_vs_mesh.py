@@ -17,7 +17,7 @@ from meshward.state.layout import StateDir
 from meshward.state.records import read_json
 from tests.e2e import vs_mesh
 from tests.e2e.conftest import stop_mesh
-from tests.e2e.meshctl import Mesh, answered_by
+from tests.e2e.meshctl import Mesh
 
 pytestmark = pytest.mark.netns
 
@@ -56,8 +56,7 @@ def test_captured_calls_route_by_virtual_service(routed: tuple[Mesh, Path]) -> N
             timeout=30,
         )
         body, _, code = result.stdout.rpartition("\n")
-        status = int(code) if code.isdigit() else 0
-        return (200, answered_by(body.encode())) if status == 200 else (status, "")
+        return vs_mesh.answer(int(code) if code.isdigit() else 0, body.encode())
 
     vs_mesh.wait_routed(get)
     assert vs_mesh.answers(get, key_dir) == vs_mesh.EXPECTED

@@ -158,7 +158,12 @@ def test_caller_verifies_tokens_without_rejecting() -> None:
     # Only the keyed rule is a provider (partners' jwksUri was never fetched here).
     assert sorted(authn.providers) == ["origins-0"]
     provider = authn.providers["origins-0"]
-    assert (provider.issuer, provider.clear_route_cache) == ("https://idp.routes.test", True)
+    # The token goes on to the destination (forward), which validates it again.
+    assert (provider.issuer, provider.clear_route_cache, provider.forward) == (
+        "https://idp.routes.test",
+        True,
+        True,
+    )
     assert list(authn.rules) == []  # nothing verified outside the claim-routed hosts
     tolerant = {
         "requires_any": {

@@ -166,7 +166,14 @@ def outbound_filter(services: Sequence[ir.OutboundService]) -> list[hcm_pb2.Http
         return []
     config = jwt_pb2.JwtAuthentication(bypass_cors_preflight=True)
     for rule, name in providers.items():
-        config.providers[name].CopyFrom(provider(rule, clear_route_cache=True))
+        made = config.providers[name]
+        made.CopyFrom(provider(rule, clear_route_cache=True))
+        # The token goes on to the destination, whose own sidecar validates it and sets the
+        # identity (Envoy strips a verified token unless `forward`); the outputs of the rule
+        # (payload and claim headers) are the destination's to write, not the caller's.
+        made.forward = True
+        made.ClearField("forward_payload_header")
+        del made.claim_to_headers[:]
     for name, requirement in requirements.items():
         config.requirement_map[name].CopyFrom(requirement)
     return [hcm_pb2.HttpFilter(name=JWT_FILTER, typed_config=core.pack(config))]
