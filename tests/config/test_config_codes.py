@@ -12,6 +12,7 @@ from test_config_extauthz import CASES as EXTAUTHZ_CASES
 from test_config_extauthz import RULE_CASES
 from test_config_gateway import CASES as GATEWAY_CASES
 from test_config_origination import CASES as ORIGINATION_CASES
+from test_config_service_entry import CASES as SE_CASES
 
 from meshward.config import load_text
 from meshward.diagnostics.catalog import CATALOG
@@ -77,8 +78,8 @@ CASES: list[tuple[str, str, Found]] = [
         [("MW0104", 2, "kind")],
     ),
     (
-        "MW0105 ServiceEntry",
-        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: x}\n",
+        "MW0105 WorkloadEntry",
+        "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: x}\n",
         [("MW0105", 2, "kind")],
     ),
     ("MW0106 unknown spec field", WORKLOAD + "  replica: 2\n", [("MW0106", 6, "spec.replica")]),
@@ -288,6 +289,7 @@ def test_every_live_config_code_has_a_row() -> None:
         *ORIGINATION_CASES,
     )
     covered = {code for _, _, found in cases for code, _, _ in found}
+    covered |= {code for _, found in SE_CASES for code, _, _ in found}  # MW0152-MW0158
     assert covered == live
 
 

@@ -26,6 +26,7 @@ from meshward.config import (
     peer_authentication,
     request_authentication,
     service,
+    service_entry,
     virtual_service,
     workload,
 )
@@ -73,7 +74,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("RequestAuthentication", _SECURITY, request_authentication.parse),
     Kind("Gateway", _NETWORKING_ALL, gateway.parse),
     Kind("VirtualService", _NETWORKING_ALL, virtual_service.parse),
-    Kind("ServiceEntry", _NETWORKING_ALL, unsupported_code="MW0105"),
+    Kind("ServiceEntry", _NETWORKING_ALL, service_entry.parse),
     Kind("Sidecar", _NETWORKING_ALL, unsupported_code="MW0105"),
     Kind("WorkloadEntry", _NETWORKING_ALL, unsupported_code="MW0105"),
     Kind("WorkloadGroup", _NETWORKING_ALL, unsupported_code="MW0105"),

@@ -29,6 +29,7 @@ from meshward.config.resources import (
     RequestAuthentication,
     Resource,
     Service,
+    ServiceEntry,
     Workload,
 )
 from meshward.diagnostics import Diagnostic
@@ -138,4 +139,5 @@ class _Assembly:
             request_authentications=tuple(
                 r for r in resources if isinstance(r, RequestAuthentication)
             ),
+            service_entries=tuple(r for r in resources if isinstance(r, ServiceEntry)),
         )

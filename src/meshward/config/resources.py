@@ -384,6 +384,46 @@ class ExceptionClaim:
     line: int
 
 
+SeResolution = Literal["NONE", "STATIC", "DNS"]
+SeLocation = Literal["MESH_EXTERNAL", "MESH_INTERNAL"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEntryPort:
+    """`ServiceEntry.ports[]`: `protocol` as written (Istio protocol name, e.g. HTTP, TLS);
+    `target_port` 0 means the port number itself."""
+
+    number: int
+    protocol: str
+    name: str
+    target_port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEntryEndpoint:
+    """`ServiceEntry.endpoints[]` (a WorkloadEntry spec): `ports` maps port names to the
+    endpoint's own port numbers."""
+
+    address: str
+    ports: tuple[tuple[str, int], ...] = ()
+    labels: Labels = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEntry:
+    """`networking.istio.io/v1` ServiceEntry: names outside (or unregistered) services so that
+    sidecars route them and REGISTRY_ONLY lets them through."""
+
+    meta: Meta
+    hosts: tuple[str, ...]
+    addresses: tuple[str, ...]
+    ports: tuple[ServiceEntryPort, ...]
+    resolution: SeResolution
+    location: SeLocation
+    endpoints: tuple[ServiceEntryEndpoint, ...]
+    export_to: tuple[str, ...] = ()
+
+
 Resource = (
     Service
     | Workload
@@ -395,6 +435,7 @@ Resource = (
     | Gateway
     | VirtualService
     | RequestAuthentication
+    | ServiceEntry
 )
 
 
@@ -418,3 +459,4 @@ class ConfigSet:
     gateways: tuple[Gateway, ...] = ()
     virtual_services: tuple[VirtualService, ...] = ()
     request_authentications: tuple[RequestAuthentication, ...] = ()
+    service_entries: tuple[ServiceEntry, ...] = ()

@@ -256,6 +256,50 @@ CATALOG: dict[str, Code] = _table(
         "Workload with outside: true cannot have a sidecar",
         fix="drop sidecar: true (an outside host is not in the mesh), or drop outside: true",
     ),
+    # MW0152-MW0159 ServiceEntry (config/service_entry.py)
+    Code(
+        "MW0152",
+        E,
+        "ServiceEntry host is not a DNS name or *.wildcard (`*` alone is not allowed)",
+        fix="write hosts as api.example.com or *.example.com",
+    ),
+    Code(
+        "MW0153",
+        E,
+        "ServiceEntry address is not an IP or CIDR (CIDRs only with resolution NONE or STATIC)",
+        fix="write addresses as 240.0.0.1 or 10.1.0.0/16; with resolution DNS give single IPs",
+    ),
+    Code(
+        "MW0154",
+        E,
+        "ServiceEntry endpoints do not fit its resolution",
+        fix="NONE: no endpoints; STATIC: endpoints with IP addresses; DNS: endpoints or "
+        "non-wildcard hosts",
+    ),
+    Code(
+        "MW0155",
+        E,
+        "ServiceEntry endpoint port names no port of the entry",
+        fix="use the name of one of spec.ports in endpoints[].ports",
+    ),
+    Code(
+        "MW0156",
+        E,
+        "ServiceEntry workloadSelector is not supported; refused",
+        fix="list the workloads' addresses under endpoints instead",
+    ),
+    Code(
+        "MW0157",
+        E,
+        "ServiceEntry port protocol is not one Istio knows",
+        fix="use HTTP, HTTPS, HTTP2, GRPC, TCP or TLS",
+    ),
+    Code(
+        "MW0158",
+        E,
+        "ServiceEntry exportTo entry is not '.', '*' or a namespace name",
+        fix="use exportTo: ['.'] (this namespace) or ['*'] (every namespace)",
+    ),
     # --- MW02xx model ----------------------------------------------------------------------
     Code("MW0201", W, "Service selects no workload"),
     Code("MW0202", W, "workload selected by a Service has no port equal to the Service targetPort"),
