@@ -6,8 +6,11 @@ against exactly the IR it is given.
 
 from __future__ import annotations
 
+import dataclasses
+
+from meshward.config import load_text
 from meshward.identity import SpiffeId
-from meshward.model import ir
+from meshward.model import ir, service_entries
 
 TRUST_DOMAIN = "cluster.local"
 
@@ -284,3 +287,65 @@ CASES: dict[str, ir.ProxyModel] = {
         ),
     ),
 }
+
+# ServiceEntries (model/service_entries.py) as a sidecar sees them, from real YAML: STATIC HTTP
+# by Host, DNS TCP on a CIDR, NONE TLS (ORIGINAL_DST) — captured under REGISTRY_ONLY, and
+# through loopback mode's HTTP proxy and local TCP ports.
+SERVICE_ENTRIES = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: weather, namespace: default}
+spec:
+  hosts: [api.weather.example]
+  addresses: [240.240.0.7]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 198.19.9.20, ports: {http: 8080}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ledger, namespace: default}
+spec:
+  hosts: [ledger.example]
+  addresses: [10.99.0.0/16]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 198.19.9.21}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: bank, namespace: default}
+spec:
+  hosts: [bank.example, api.bank.example]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+"""
+
+
+def _external(network: ir.Network) -> tuple[ir.OutboundService, ...]:
+    config = load_text(SERVICE_ENTRIES, "se.yaml")
+    assert config.diagnostics == ()
+    return service_entries.Registry(config.service_entries, network).outbound("default")
+
+
+_NETNS = ir.Network(
+    "netns",
+    (
+        (("default", "api.bank.example"), "198.18.255.9"),
+        (("default", "bank.example"), "198.18.255.8"),
+    ),
+)
+CASES["external_captured"] = proxy(
+    _NS_WEB,
+    inbound=(inbound(8080, "HTTP", "STRICT"),),
+    outbound=_external(_NETNS),
+    capture=True,
+    outbound_policy="REGISTRY_ONLY",
+)
+CASES["external_loopback"] = proxy(
+    _CLIENT,
+    outbound=tuple(
+        s if ir.is_http(s.protocol) else dataclasses.replace(s, tcp_bind=("127.0.10.1", 20000 + i))
+        for i, s in enumerate(_external(ir.LOOPBACK))
+    ),
+)

@@ -144,6 +144,37 @@ class UpstreamEndpoint:
     mtls: bool  # originate Istio mTLS to this endpoint (else plaintext)
 
 
+ExternalResolution = Literal["NONE", "STATIC", "DNS"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalUpstream:
+    """The upstream side of a ServiceEntry port (istio.io "Service Entry"): how its endpoints
+    are found (`resolution`: STATIC addresses, DNS names resolved by Envoy, or NONE: the
+    address the app dialled) and where they are. No mTLS is originated to MESH_EXTERNAL: the
+    app's own bytes (plaintext or its own TLS) leave the sidecar unchanged."""
+
+    source: str  # `ServiceEntry ns/name`
+    resolution: ExternalResolution
+    location: Literal["MESH_EXTERNAL", "MESH_INTERNAL"]
+    endpoints: tuple[tuple[str, int], ...]  # (address or DNS name, port)
+    tls_port: bool = False  # a TLS/HTTPS port: routed by SNI when it has no address
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalHost:
+    """One ServiceEntry host as pods resolve it: netns mode writes `host` at `vip` into the
+    hosts files of the namespaces it is exported to (`export_to` () = every namespace)."""
+
+    namespace: str
+    host: str
+    vip: str
+    export_to: tuple[str, ...] = ()
+
+    def visible_from(self, namespace: str) -> bool:
+        return not self.export_to or namespace in self.export_to
+
+
 @dataclass(frozen=True, slots=True)
 class Origination:
     """TLS the sidecar originates to a service port (DestinationRule SIMPLE/MUTUAL), decided.
@@ -208,9 +239,13 @@ class OutboundService:
     # The destination's RequestAuthentication rules (merged), when a route matches on
     # claims: the caller's sidecar verifies tokens with them before routing (non-rejecting).
     route_jwt_rules: tuple[JwtRule, ...] = ()
+    # A ServiceEntry port: `name` is then the entry's host, and the upstream is this.
+    external: ExternalUpstream | None = None
 
     @property
     def fqdn(self) -> str:
+        if self.external is not None:
+            return self.name  # Istio names a ServiceEntry's clusters by the host itself
         return f"{self.name}.{self.namespace}.{DNS_SUFFIX}"
 
     @property
@@ -357,6 +392,7 @@ class MeshModel:
     proxies: tuple[ProxyModel, ...]
     network: Network = LOOPBACK
     outbound_policy: OutboundPolicy = "ALLOW_ANY"
+    external_hosts: tuple[ExternalHost, ...] = ()
 
     def proxy(self, node_id: str) -> ProxyModel | None:
         return next((p for p in self.proxies if p.node_id == node_id), None)

@@ -24,6 +24,7 @@ from meshward.model import (
     pods,
     proxies,
     request_authn,
+    service_entries,
     services,
     upstream_tls,
 )
@@ -76,6 +77,7 @@ def build(
         taken,
         capture=network.mode == "netns",
         outbound_policy=mesh.outbound_traffic_policy,
+        registry=service_entries.Registry(config.service_entries, network),
     )
     all_proxies, gateway_findings = gateway.build(
         sidecars, ir_services, config.gateways, config.virtual_services, mesh, policies
@@ -92,6 +94,7 @@ def build(
         proxies=all_proxies,
         network=network,
         outbound_policy=mesh.outbound_traffic_policy,
+        external_hosts=service_entries.hosts(config.service_entries, network),
     )
     selectable = [(p.key.namespace, p.labels) for p in ir_pods if p.has_sidecar]
     findings = (

@@ -3,7 +3,8 @@
 Called by `meshward.model.mesh.build`. Inbound: one port per pod port (except the
 `ir.RESERVED_PORTS` the sidecar binds itself, MW0210), its mTLS mode from model/peer_authn.py
 and its AuthorizationPolicies compiled by model/authz.py.
-Outbound: every service port of the mesh, its endpoints and their TLS from
+Outbound: every service port of the mesh (then every ServiceEntry port the caller's namespace
+sees, model/service_entries.py), its endpoints and their TLS from
 model/upstream_tls.py, plus where the app reaches it: HTTP ports by Host header through the
 outbound HTTP listener, TCP ports through a local listener on the pod address.
 """
@@ -14,7 +15,15 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from meshward.config.resources import DestinationRule, RequestAuthentication
-from meshward.model import authz, ir, origination, peer_authn, request_authn, upstream_tls
+from meshward.model import (
+    authz,
+    ir,
+    origination,
+    peer_authn,
+    request_authn,
+    service_entries,
+    upstream_tls,
+)
 from meshward.model.authorization import NO_AUTHZ
 
 FIRST_FALLBACK_PORT = 20000  # where TCP binds go when the service port is taken on the pod
@@ -167,13 +176,14 @@ def build(
     *,
     capture: bool = False,
     outbound_policy: ir.OutboundPolicy = "ALLOW_ANY",
+    registry: service_entries.Registry | None = None,
 ) -> tuple[ir.ProxyModel, ...]:
     """One ProxyModel per sidecar pod, in pod-key order; `policies` fill InboundPort.authz.
 
     `taken`: ports a pod's proxy binds besides its app ports (gateway pods' Gateway ports),
     which its local TCP listeners must avoid. With `capture` (netns mode) apps reach TCP
     services at their VIP through the captured virtual outbound listener, so no local TCP
-    listeners are bound.
+    listeners are bound. `registry`: the ServiceEntry ports, after the mesh's services.
     """
     taken = taken or {}
     upstreams = upstream_tls.Upstreams({p.key: p for p in pods}, pa, rules)
@@ -185,6 +195,8 @@ def build(
         key = upstreams.caller_class(caller)
         if key not in by_class:
             shared = _shared_outbound(caller, ordered, upstreams, interned)
+            if registry is not None:
+                shared += registry.outbound(caller.key.namespace)
             by_class[key] = (shared, not all(ir.is_http(s.protocol) for s in shared))
         shared, tcp = by_class[key]
         # A captured pod's app reaches TCP services at their VIPs: no local TCP listeners. A

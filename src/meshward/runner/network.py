@@ -222,6 +222,9 @@ def _names(model: MeshModel, namespace: str) -> dict[str, tuple[str, ...]]:
         if service.namespace == namespace:
             names.append(service.name)
         entries[service.vip] = tuple(names)
+    for host in model.external_hosts:  # ServiceEntry hosts (model/service_entries.py)
+        if host.visible_from(namespace):
+            entries[host.vip] = (*entries.get(host.vip, ()), host.host)
     return entries
 
 

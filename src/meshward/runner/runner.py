@@ -31,7 +31,7 @@ from meshward.config.resources import ConfigSet
 from meshward.config.store import read_paths, write_store
 from meshward.diagnostics import Diagnostic, has_errors
 from meshward.errors import ConfigError, StateError
-from meshward.model import allocate, build, origination, replicas
+from meshward.model import allocate, build, origination, replicas, service_entries
 from meshward.model.addressing import vips
 from meshward.model.finding import finding
 from meshward.model.ir import MeshModel, Network, OutboundService
@@ -189,6 +189,7 @@ class Runner:
         if self.network.name == "netns":
             keep = dict(previous.vips) if previous and previous.network == "netns" else {}
             names = [(s.meta.namespace, s.meta.name) for s in config.services]
+            names += service_entries.auto_allocated(config.service_entries)
             network = Network(
                 "netns",
                 tuple(sorted(vips(names, keep).items())),

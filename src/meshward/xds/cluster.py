@@ -104,6 +104,38 @@ def _tls_mode(mtls: bool) -> struct_pb2.Struct:
     return match
 
 
+# Envoy's cluster discovery type for each ServiceEntry resolution (Istio's mapping:
+# STATIC → STATIC, DNS → STRICT_DNS, NONE → ORIGINAL_DST).
+_EXTERNAL_TYPES: MappingProxyType[ir.ExternalResolution, cluster_pb2.Cluster.DiscoveryType] = (
+    MappingProxyType(
+        {
+            "STATIC": cluster_pb2.Cluster.STATIC,
+            "DNS": cluster_pb2.Cluster.STRICT_DNS,
+            "NONE": cluster_pb2.Cluster.ORIGINAL_DST,
+        }
+    )
+)
+
+
+def external_cluster(service: ir.OutboundService) -> cluster_pb2.Cluster:
+    """`outbound|<port>||<host>` of a ServiceEntry port: plaintext on the wire (no Istio mTLS
+    to MESH_EXTERNAL; an app speaking TLS keeps its own TLS end to end), HTTP/1.1 upstream
+    for HTTP ports unless the port says HTTP2/GRPC."""
+    external = service.external
+    assert external is not None
+    if external.resolution == "NONE":
+        cluster = passthrough_cluster(service.cluster_name)
+    else:
+        endpoints = [_lb_endpoint(address, port) for address, port in external.endpoints]
+        http = _http_options(service.protocol, plaintext=True)
+        cluster = _static_cluster(service.cluster_name, endpoints, http)
+        cluster.type = _EXTERNAL_TYPES[external.resolution]
+        if external.resolution == "DNS":
+            # The pod network has IPv4 only; Envoy's default (AUTO) would try AAAA first.
+            cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
+    return cluster
+
+
 def outbound_cluster(service: ir.OutboundService) -> cluster_pb2.Cluster:
     """`outbound|<port>||<fqdn>` with one endpoint per upstream pod port, each marked for
     mTLS or plaintext. No endpoints gives a valid cluster that answers 503.
@@ -111,7 +143,10 @@ def outbound_cluster(service: ir.OutboundService) -> cluster_pb2.Cluster:
     The cluster's default transport socket (used by an endpoint no match selects) is mTLS,
     and the plaintext match exists only when some endpoint is plaintext: a cluster the model
     made all-mTLS holds no raw_buffer socket at all, so it fails closed.
+    A ServiceEntry port becomes `external_cluster`.
     """
+    if service.external is not None:
+        return external_cluster(service)
     if service.origination is not None:
         return _originating_cluster(service, service.origination)
     lb_endpoints = []

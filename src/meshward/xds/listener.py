@@ -80,13 +80,14 @@ def http_connection_manager(
     routes: route_pb2.RouteConfiguration | str,
     peer_certificate: bool,
     direction: access_log.Direction,
-    log_filter: accesslog_pb2.AccessLogFilter,
+    log_filter: accesslog_pb2.AccessLogFilter | None,
     http_filters: Sequence[hcm_pb2.HttpFilter] = (),
     edge: Edge | None = None,
     local_reply: hcm_pb2.LocalReplyConfig | None = None,
 ) -> hcm_pb2.HttpConnectionManager:
     """The one place an HCM is built. `routes` is an inline route config or an RDS name
-    (fetched over ADS); `log_filter` selects the requests its access log records.
+    (fetched over ADS); `log_filter` selects the requests its access log records (None:
+    every request).
     `http_filters` run in order before the router (inbound: the port's RBAC filters,
     xds/rbac.py). With `peer_certificate` (an mTLS chain) the app receives
     `X-Forwarded-Client-Cert` carrying the caller's SPIFFE URI; without it, any XFCC a client
@@ -261,7 +262,9 @@ def virtual_outbound_listener(
             continue
         chain = listener.filter_chains.add(name=service.cluster_name)
         match = chain.filter_chain_match
-        match.prefix_ranges.add(address_prefix=service.vip).prefix_len.value = 32
+        # A ServiceEntry's address may be a CIDR block: the whole range is the service.
+        address, _, length = service.vip.partition("/")
+        match.prefix_ranges.add(address_prefix=address).prefix_len.value = int(length or 32)
         match.destination_port.value = service.port
         if ir.is_http(service.protocol):
             manager = http_connection_manager(
@@ -269,7 +272,8 @@ def virtual_outbound_listener(
                 routes=route.service_route(service),
                 peer_certificate=False,
                 direction="outbound",
-                log_filter=access_log.failures_only(),
+                # An external host has no server sidecar to keep the record: log every call.
+                log_filter=None if service.external else access_log.failures_only(),
                 http_filters=jwt_authn.outbound_filter([service]),
             )
             chain.filters.append(hcm_filter(manager))

@@ -1,0 +1,161 @@
+"""ServiceEntries → the external hosts pods resolve and the outbound services sidecars route.
+
+Called by `meshward.model.mesh.build` (`hosts`, for the runner's hosts files and the model) and
+by model/proxies.py (`Registry.outbound`, per caller namespace). Semantics follow Istio's
+"Service Entry" reference:
+- every host of an entry, on every port, is an outbound service named by the host itself
+  (cluster `outbound|<port>||<host>`), visible to the namespaces in `exportTo` (`.` = the
+  entry's own, `*` or absent = all);
+- resolution STATIC: the endpoints' addresses; DNS: the endpoints' names (or the host itself
+  when none are given), resolved by Envoy; NONE: the address the app dialled (ORIGINAL_DST),
+  which only exists for captured traffic (netns mode) — through loopback mode's HTTP proxy the
+  dialled address is the proxy itself, so there a NONE port has no endpoints (503);
+- an endpoint's `ports` map overrides the port's `targetPort`, which overrides its number;
+- HTTP ports are routed by Host (`host` and `host:port`, the port-less form on port 80 or the
+  entry's lowest HTTP port, as for Services); TCP/TLS ports by address and port;
+- in netns mode a host resolves in pods to the entry's first IP address, else to a VIP the
+  runner allocates for it (Istio's DNS auto-allocation); a CIDR address is captured as a
+  whole range (`OutboundService.vip` holds it) and gives no name;
+- MESH_EXTERNAL: no Istio mTLS is originated; the app's own bytes leave unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from meshward.config.resources import ServiceEntry, ServiceEntryPort
+from meshward.model import ir, protocol
+
+_HTTP_DEFAULT_PORT = 80
+_TLS_PROTOCOLS = ("TLS", "HTTPS")
+
+
+def export_to(entry: ServiceEntry) -> tuple[str, ...]:
+    """The namespaces that see `entry`; () means every namespace."""
+    targets = entry.export_to
+    if not targets or "*" in targets:
+        return ()
+    return tuple(sorted({entry.meta.namespace if t == "." else t for t in targets}))
+
+
+def _single_ip(entry: ServiceEntry) -> str:
+    return next((a for a in entry.addresses if "/" not in a), "")
+
+
+def hosts(entries: Sequence[ServiceEntry], network: ir.Network) -> tuple[ir.ExternalHost, ...]:
+    """The names pods resolve (netns mode; loopback mode has no per-pod names)."""
+    if network.mode != "netns":
+        return ()
+    found = []
+    for entry in entries:
+        for host in entry.hosts:
+            if host.startswith("*"):
+                continue  # a wildcard is no name a hosts file can hold
+            vip = _single_ip(entry) or network.vip(entry.meta.namespace, host)
+            if vip:
+                found.append(ir.ExternalHost(entry.meta.namespace, host, vip, export_to(entry)))
+    return tuple(found)
+
+
+def auto_allocated(entries: Sequence[ServiceEntry]) -> list[tuple[str, str]]:
+    """The (namespace, host) pairs that need a VIP from the runner: hosts of entries without
+    an address of their own (Istio's auto-allocation), wildcards excepted."""
+    return [
+        (entry.meta.namespace, host)
+        for entry in entries
+        if not _single_ip(entry)
+        for host in entry.hosts
+        if not host.startswith("*")
+    ]
+
+
+def _portless(entry: ServiceEntry) -> int | None:
+    http = [p.number for p in entry.ports if ir.is_http(_protocol(p))]
+    if not http:
+        return None
+    return _HTTP_DEFAULT_PORT if _HTTP_DEFAULT_PORT in http else min(http)
+
+
+def _protocol(port: ServiceEntryPort) -> ir.Protocol:
+    return protocol.infer(port.name, port.protocol)
+
+
+def _endpoints(
+    entry: ServiceEntry, host: str, port: ServiceEntryPort
+) -> tuple[tuple[str, int], ...]:
+    target = port.target_port or port.number
+    if entry.resolution == "NONE":
+        return ()
+    if not entry.endpoints:
+        return ((host, target),) if entry.resolution == "DNS" else ()
+    return tuple((e.address, dict(e.ports).get(port.name, target)) for e in entry.endpoints)
+
+
+def _vip(entry: ServiceEntry, host: str, network: ir.Network) -> str:
+    if network.mode != "netns":
+        return ""
+    if entry.addresses:
+        return entry.addresses[0]
+    return "" if host.startswith("*") else network.vip(entry.meta.namespace, host)
+
+
+class Registry:
+    """The outbound services of every entry, built once per caller namespace."""
+
+    def __init__(self, entries: Sequence[ServiceEntry], network: ir.Network) -> None:
+        self._entries = sorted(entries, key=lambda e: e.meta.order)
+        self._network = network
+        self._by_namespace: dict[str, tuple[ir.OutboundService, ...]] = {}
+
+    def outbound(self, namespace: str) -> tuple[ir.OutboundService, ...]:
+        """The ServiceEntry ports a caller in `namespace` sees, in entry order."""
+        found = self._by_namespace.get(namespace)
+        if found is None:
+            found = self._by_namespace[namespace] = tuple(
+                service
+                for entry in self._entries
+                if not export_to(entry) or namespace in export_to(entry)
+                for service in self._services(entry)
+            )
+        return found
+
+    def _services(self, entry: ServiceEntry) -> list[ir.OutboundService]:
+        source = f"ServiceEntry {entry.meta.namespace}/{entry.meta.name}"
+        captured = self._network.mode == "netns"
+        # NONE needs the dialled address: only a captured connection has it (module docstring).
+        resolution: ir.ExternalResolution = (
+            "STATIC" if entry.resolution == "NONE" and not captured else entry.resolution
+        )
+        portless = _portless(entry)
+        services = []
+        for host in entry.hosts:
+            for port in sorted(entry.ports, key=lambda p: p.number):
+                proto = _protocol(port)
+                domains: tuple[str, ...] = ()
+                if ir.is_http(proto):
+                    with_port = f"{host}:{port.number}"
+                    domains = (host, with_port) if port.number == portless else (with_port,)
+                upstream = ir.ExternalUpstream(
+                    source=source,
+                    resolution=resolution,
+                    location=entry.location,
+                    endpoints=_endpoints(entry, host, port),
+                    tls_port=port.protocol in _TLS_PROTOCOLS,
+                )
+                services.append(
+                    ir.OutboundService(
+                        namespace=entry.meta.namespace,
+                        name=host,
+                        port=port.number,
+                        protocol=proto,
+                        endpoints=(),
+                        tls="DISABLE",
+                        tls_source=f"{source} ({entry.location})",
+                        subject_alt_names=(),
+                        http_domains=domains,
+                        tcp_bind=None,
+                        vip=_vip(entry, host, self._network),
+                        external=upstream,
+                    )
+                )
+        return services
