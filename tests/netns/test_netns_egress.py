@@ -93,6 +93,8 @@ def test_registered_tcp_port_is_reached_through_its_vip(mesh: Mesh) -> None:
     assert result.returncode == 0, result.stderr
     vip = result.stdout.split()[0]
     assert vip.startswith("198.18.255.")  # auto-allocated, captured, never routed
+    env = dict(mesh.pod("client", "front").env)
+    assert env["MESHWARD_SVC_FRONT_API_WEATHER_EXAMPLE_9001"] == f"{vip}:9001"
     route = dial.direct((vip, 9001), mesh.pod("client", "front").netns)
     assert dial.tcp_exchange(route) == "open: b'PING\\r\\n'"  # the outside echo
 

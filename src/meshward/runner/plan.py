@@ -8,7 +8,8 @@ loopback mode:
   address), plus `MESHWARD_POD_IP`, `MESHWARD_POD_NAME`, `MESHWARD_NAMESPACE`.
 - `http_proxy`/`HTTP_PROXY` — the sidecar's outbound HTTP listener, so that
   `curl http://httpbin.foo:8000/` goes through the sidecar (sidecar pods only).
-- `MESHWARD_SVC_<NAMESPACE>_<NAME>_<PORT>` — how to reach every service port: for TCP the
+- `MESHWARD_SVC_<NAMESPACE>_<NAME>_<PORT>` — how to reach every service port (a ServiceEntry
+  port: `<NAME>` is its host, `<NAMESPACE>` the entry's): for TCP the
   local sidecar listener, for HTTP the service name (used through the proxy); a legacy pod
   (no sidecar) gets the first endpoint's address and talks to it directly, in plaintext.
 
@@ -154,6 +155,11 @@ def _environment(pod: Pod, proxy: ProxyModel | None, model: MeshModel) -> dict[s
                 env[env_name(service.namespace, service.name, port.port)] = (
                     f"{service.vip}:{port.port}"
                 )
+        # ServiceEntry hosts at their VIP (an entry's CIDR address names no single one).
+        for outbound in proxy.outbound if proxy is not None else ():
+            if outbound.external is not None and outbound.vip and "/" not in outbound.vip:
+                key = env_name(outbound.namespace, outbound.name, outbound.port)
+                env[key] = f"{outbound.vip}:{outbound.port}"
         return env
     if proxy is not None:
         proxy_url = f"http://{pod.address.pod_ip}:{OUTBOUND_HTTP_PORT}"
