@@ -107,3 +107,25 @@ def test_unregistered_host_is_refused(mesh: Mesh) -> None:
         "closed by the server",
         "refused: [Errno 104] Connection reset by peer",
     )
+
+
+def test_verify_proves_registered_and_unregistered_egress(mesh: Mesh) -> None:
+    result = mesh.cli("verify", "--json", timeout=120)
+    report = json.loads(result.stdout)
+    egress = sorted(
+        (r["check"], r["target"], r["passed"])
+        for r in report["probes"]
+        if r["check"] in ("egress-policy", "registered-egress")
+    )
+    via = "ServiceEntry front/weather (MESH_EXTERNAL)"
+    assert egress == [
+        (
+            "egress-policy",
+            "front/client-0 → outside 198.19.175.250:18080 (not registered), raw TCP",
+            True,
+        ),
+        ("registered-egress", f"front/client-0 → api.weather.example:80 ({via})", True),
+        ("registered-egress", f"front/client-0 → api.weather.example:9001 ({via})", True),
+    ]
+    failed = [r for r in report["probes"] if not r["passed"]]
+    assert (result.returncode, failed) == (0, [])

@@ -14,6 +14,10 @@ Called by verify/probes.py when the mesh record says netns. Three checks:
 - `egress-policy`: a raw TCP connection from a sidecar pod to a host on the outside network
   (not in the registry). REGISTRY_ONLY: the outside server never sees it; ALLOW_ANY: it
   arrives, from the pod's address.
+- `registered-egress`: for every ServiceEntry port a sidecar pod sees at an address of its
+  own, a request (HTTP) or line (TCP) from inside that pod to the host's address is answered,
+  and the pod's sidecar logged it to the entry's cluster: a registered host is reached, under
+  either policy, and through the sidecar.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from meshward.model.ir import InboundPort, MeshModel, ProxyModel, is_http
+from meshward.model.ir import InboundPort, MeshModel, OutboundService, ProxyModel, is_http
 from meshward.netns import enter
 from meshward.netns.fabric import Fabric
 from meshward.netns.naming import MeshNet
@@ -43,7 +47,7 @@ def netns_probes(state: StateDir, model: MeshModel, net: MeshNet) -> list[ProbeR
     with _outside_host(net) as (netns, ip):
         results += _outside(state, model, netns)
         results += _egress(model, netns, ip)
-    return results
+    return results + _registered(state, model)
 
 
 @contextlib.contextmanager
@@ -210,3 +214,47 @@ def _egress(model: MeshModel, netns: str, ip: str) -> list[ProbeResult]:
         ok = arrivals == [caller.pod.address.pod_ip]
     observed = f"{seen}; outside host saw {arrivals or 'nothing'}"
     return [ProbeResult("egress-policy", target, expected, observed, ok)]
+
+
+def _registered(state: StateDir, model: MeshModel) -> list[ProbeResult]:
+    results = []
+    tried: set[str] = set()
+    for caller in model.proxies:
+        if not caller.capture:
+            continue
+        for service in caller.outbound:
+            if service.external is None or not service.vip or "/" in service.vip:
+                continue
+            if service.cluster_name not in tried:  # one caller per entry port proves the path
+                tried.add(service.cluster_name)
+                results.append(_reach(state, model, caller, service))
+    return results
+
+
+def _reach(
+    state: StateDir, model: MeshModel, caller: ProxyModel, service: OutboundService
+) -> ProbeResult:
+    probe_id, started = uuid.uuid4().hex, time.time() - 1
+    route = dial.direct((service.vip, service.port), model.network.netns(caller.pod.key))
+    if is_http(service.protocol):
+        status = dial.http_request(
+            route, "GET", service.name, "/", {"X-Meshward-Probe": probe_id}, 3
+        )
+        seen = "no HTTP answer" if status is None else f"HTTP {status}"
+        answered = status is not None and status < 500
+    else:
+        seen = dial.tcp_exchange(route)
+        answered = seen.startswith("open")
+
+    def match(entry: access_log.Entry) -> bool:
+        if entry.get("upstream_cluster") != service.cluster_name:
+            return False
+        if is_http(service.protocol):
+            return bool(entry.get("probe") == probe_id)
+        return float(entry.get("start") or 0) >= started
+
+    entry = access_log.wait_for([_log(state, caller)], match, timeout=1.5)
+    target = f"{caller.pod.key} → {service.name}:{service.port} ({service.tls_source})"
+    expected = "answered, and the caller's sidecar logged it to the entry's cluster"
+    observed = f"{seen}; sidecar log: {'has it' if entry else 'nothing'}"
+    return ProbeResult("registered-egress", target, expected, observed, answered and bool(entry))

@@ -20,6 +20,7 @@ Check = Literal[
     "no-bypass",
     "outside-through-sidecar",
     "egress-policy",
+    "registered-egress",
     "gateway-certificate",
     "gateway-mutual-refused",
     "gateway-min-version",
