@@ -13,6 +13,7 @@ from test_config_extauthz import RULE_CASES
 from test_config_gateway import CASES as GATEWAY_CASES
 from test_config_origination import CASES as ORIGINATION_CASES
 from test_config_service_entry import CASES as SE_CASES
+from test_config_sidecar import CASES as SIDECAR_CASES
 
 from meshward.config import load_text
 from meshward.diagnostics.catalog import CATALOG
@@ -289,7 +290,8 @@ def test_every_live_config_code_has_a_row() -> None:
         *ORIGINATION_CASES,
     )
     covered = {code for _, _, found in cases for code, _, _ in found}
-    covered |= {code for _, found in SE_CASES for code, _, _ in found}  # MW0152-MW0158
+    # ServiceEntry (MW0152-MW0158) and Sidecar (MW0159, MW0167-MW0168) have their own files.
+    covered |= {code for _, found in (*SE_CASES, *SIDECAR_CASES) for code, _, _ in found}
     assert covered == live
 
 

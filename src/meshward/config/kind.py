@@ -27,6 +27,7 @@ from meshward.config import (
     request_authentication,
     service,
     service_entry,
+    sidecar,
     virtual_service,
     workload,
 )
@@ -75,7 +76,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("Gateway", _NETWORKING_ALL, gateway.parse),
     Kind("VirtualService", _NETWORKING_ALL, virtual_service.parse),
     Kind("ServiceEntry", _NETWORKING_ALL, service_entry.parse),
-    Kind("Sidecar", _NETWORKING_ALL, unsupported_code="MW0105"),
+    Kind("Sidecar", _NETWORKING_ALL, sidecar.parse),
     Kind("WorkloadEntry", _NETWORKING_ALL, unsupported_code="MW0105"),
     Kind("WorkloadGroup", _NETWORKING_ALL, unsupported_code="MW0105"),
     Kind("EnvoyFilter", ("networking.istio.io/v1alpha3",), unsupported_code="MW0105"),

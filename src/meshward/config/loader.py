@@ -30,6 +30,7 @@ from meshward.config.resources import (
     Resource,
     Service,
     ServiceEntry,
+    Sidecar,
     Workload,
 )
 from meshward.diagnostics import Diagnostic
@@ -140,4 +141,5 @@ class _Assembly:
                 r for r in resources if isinstance(r, RequestAuthentication)
             ),
             service_entries=tuple(r for r in resources if isinstance(r, ServiceEntry)),
+            sidecars=tuple(r for r in resources if isinstance(r, Sidecar)),
         )

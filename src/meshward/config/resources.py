@@ -424,6 +424,26 @@ class ServiceEntry:
     export_to: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class SidecarEgressHost:
+    """One `Sidecar.egress[].hosts` item, `namespace/dnsName`: namespace `*` (any), `.` (the
+    Sidecar's own, resolved by config/) or `~` (none); dnsName `*`, `*.suffix` or a name."""
+
+    namespace: str
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sidecar:
+    """`networking.istio.io/v1` Sidecar: which services a workload's proxy sees (egress hosts)
+    and its own outbound traffic policy. `workload_selector` None: the namespace default."""
+
+    meta: Meta
+    workload_selector: Labels | None
+    egress_hosts: tuple[SidecarEgressHost, ...] | None  # None: no egress listed, sees all
+    outbound_policy: OutboundPolicy | None
+
+
 Resource = (
     Service
     | Workload
@@ -436,6 +456,7 @@ Resource = (
     | VirtualService
     | RequestAuthentication
     | ServiceEntry
+    | Sidecar
 )
 
 
@@ -460,3 +481,4 @@ class ConfigSet:
     virtual_services: tuple[VirtualService, ...] = ()
     request_authentications: tuple[RequestAuthentication, ...] = ()
     service_entries: tuple[ServiceEntry, ...] = ()
+    sidecars: tuple[Sidecar, ...] = ()

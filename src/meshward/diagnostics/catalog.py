@@ -300,6 +300,25 @@ CATALOG: dict[str, Code] = _table(
         "ServiceEntry exportTo entry is not '.', '*' or a namespace name",
         fix="use exportTo: ['.'] (this namespace) or ['*'] (every namespace)",
     ),
+    # MW0159, MW0167-MW0169 Sidecar (config/sidecar.py)
+    Code(
+        "MW0159",
+        E,
+        "Sidecar egress host is not namespace/dnsName",
+        fix="write hosts as ./*, */api.example.com, istio-system/* or ~/*",
+    ),
+    Code(
+        "MW0167",
+        E,
+        "Sidecar ingress listeners are not supported; refused",
+        fix="remove spec.ingress (inbound ports come from the Workload)",
+    ),
+    Code(
+        "MW0168",
+        E,
+        "Sidecar egress port, bind, captureMode or egressProxy is not supported; refused",
+        fix="list hosts only; every egress host applies on every port",
+    ),
     # --- MW02xx model ----------------------------------------------------------------------
     Code("MW0201", W, "Service selects no workload"),
     Code("MW0202", W, "workload selected by a Service has no port equal to the Service targetPort"),

@@ -78,6 +78,7 @@ def build(
         capture=network.mode == "netns",
         outbound_policy=mesh.outbound_traffic_policy,
         registry=service_entries.Registry(config.service_entries, network),
+        sidecars=config.sidecars,
     )
     all_proxies, gateway_findings = gateway.build(
         sidecars, ir_services, config.gateways, config.virtual_services, mesh, policies

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from meshward.config.resources import DestinationRule, RequestAuthentication
+from meshward.config.resources import DestinationRule, RequestAuthentication, Sidecar
 from meshward.model import (
     authz,
     ir,
@@ -22,6 +22,7 @@ from meshward.model import (
     peer_authn,
     request_authn,
     service_entries,
+    sidecar_scope,
     upstream_tls,
 )
 from meshward.model.authorization import NO_AUTHZ
@@ -177,6 +178,7 @@ def build(
     capture: bool = False,
     outbound_policy: ir.OutboundPolicy = "ALLOW_ANY",
     registry: service_entries.Registry | None = None,
+    sidecars: Sequence[Sidecar] = (),
 ) -> tuple[ir.ProxyModel, ...]:
     """One ProxyModel per sidecar pod, in pod-key order; `policies` fill InboundPort.authz.
 
@@ -184,6 +186,8 @@ def build(
     which its local TCP listeners must avoid. With `capture` (netns mode) apps reach TCP
     services at their VIP through the captured virtual outbound listener, so no local TCP
     listeners are bound. `registry`: the ServiceEntry ports, after the mesh's services.
+    `sidecars`: Sidecar resources narrowing what each proxy sees and its outbound policy
+    (model/sidecar_scope.py).
     """
     taken = taken or {}
     upstreams = upstream_tls.Upstreams({p.key: p for p in pods}, pa, rules)
@@ -191,7 +195,9 @@ def build(
     interned: dict[tuple[str, str, int, str, str, bool], ir.OutboundService] = {}
     by_class: dict[upstream_tls.CallerClass, tuple[tuple[ir.OutboundService, ...], bool]] = {}
 
-    def outbound(caller: ir.Pod) -> tuple[ir.OutboundService, ...]:
+    scoped: dict[tuple[int, int], tuple[tuple[ir.OutboundService, ...], bool]] = {}
+
+    def outbound(caller: ir.Pod, scope: Sidecar | None) -> tuple[ir.OutboundService, ...]:
         key = upstreams.caller_class(caller)
         if key not in by_class:
             shared = _shared_outbound(caller, ordered, upstreams, interned)
@@ -199,10 +205,20 @@ def build(
                 shared += registry.outbound(caller.key.namespace)
             by_class[key] = (shared, not all(ir.is_http(s.protocol) for s in shared))
         shared, tcp = by_class[key]
+        if scope is not None and scope.egress_hosts is not None:
+            # One filtered tuple per (class, Sidecar), shared by the callers that have both.
+            memo = (id(shared), id(scope))
+            if memo not in scoped:
+                seen = tuple(s for s in shared if sidecar_scope.visible(scope, s))
+                scoped[memo] = (seen, not all(ir.is_http(s.protocol) for s in seen))
+            shared, tcp = scoped[memo]
         # A captured pod's app reaches TCP services at their VIPs: no local TCP listeners. A
         # gateway pod is never captured (reached directly, like Istio's), so it keeps them.
         captured = capture and not caller.gateway
         return _outbound(caller, shared, tcp and not captured, taken.get(caller.key, frozenset()))
+
+    def scope_of(pod: ir.Pod) -> Sidecar | None:
+        return sidecar_scope.select(sidecars, root_namespace, pod.key.namespace, pod.labels)
 
     return tuple(
         ir.ProxyModel(
@@ -210,13 +226,14 @@ def build(
             pod=pod,
             trust_domain=trust_domain,
             inbound=_inbound(pod, pa, policies),
-            outbound=outbound(pod),
+            outbound=outbound(pod, scope),
             jwt_rules=request_authn.compile_pod(
                 request_authns, root_namespace, pod.key.namespace, pod.labels
             ),
             capture=capture and not pod.gateway,  # a gateway is reached directly
-            outbound_policy=outbound_policy,
+            outbound_policy=(scope.outbound_policy if scope else None) or outbound_policy,
         )
         for pod in sorted(pods, key=lambda p: p.key)
         if pod.has_sidecar
+        for scope in (scope_of(pod),)
     )

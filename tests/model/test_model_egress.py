@@ -1,0 +1,149 @@
+"""ServiceEntry and Sidecar in the model, from YAML: which outbound services each proxy sees
+(exportTo, Sidecar egress hosts and the Sidecar precedence), its outbound policy, the external
+upstreams, and the names netns pods resolve."""
+
+from __future__ import annotations
+
+from meshward.config import load_text
+from meshward.model import allocate, build, ir, replicas
+
+_MESH = """\
+apiVersion: meshward.io/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh}
+spec: {trustDomain: egress.test}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: front}
+spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: 8000}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: data}
+spec: {selector: {app: db}, ports: [{name: tcp, port: 5432}]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: weather, namespace: front}
+spec:
+  hosts: [api.weather.example]
+  ports: [{number: 80, name: http, protocol: HTTP, targetPort: 9000}]
+  resolution: STATIC
+  endpoints: [{address: 198.19.1.3}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: private, namespace: front}
+spec:
+  hosts: [private.example]
+  addresses: [240.0.0.9]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: NONE
+  exportTo: ["."]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: front}
+spec:
+  egress: [{hosts: ["./*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: locked, namespace: front}
+spec:
+  workloadSelector: {labels: {app: locked}}
+  egress: [{hosts: ["*/api.weather.example"]}]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+"""
+_WORKLOADS = [("front", "web"), ("front", "locked"), ("data", "db"), ("other", "cli")]
+
+
+def _model(extra: str = "", network: ir.Network = ir.LOOPBACK) -> ir.MeshModel:
+    docs = [_MESH, extra] if extra else [_MESH]
+    for namespace, name in _WORKLOADS:
+        docs.append(
+            "apiVersion: meshward.io/v1alpha1\nkind: Workload\n"
+            f"metadata: {{name: {name}, namespace: {namespace}, labels: {{app: {name}}}}}\n"
+            "spec: {command: [x], ports: [{name: http, port: 8000}, {name: tcp, port: 5432}]}\n"
+        )
+    config = load_text("---\n".join(docs), "egress.yaml")
+    assert config.diagnostics == ()
+    model, _ = build(config, allocate(replicas(config.workloads), {}), network)
+    return model
+
+
+def _seen(model: ir.MeshModel) -> dict[str, tuple[tuple[str, ...], str]]:
+    return {
+        str(p.pod.key): (tuple(s.cluster_name for s in p.outbound), p.outbound_policy)
+        for p in model.proxies
+    }
+
+
+def test_sidecar_scope_and_export_to() -> None:
+    web, weather = "outbound|80||web.front.svc.cluster.local", "outbound|80||api.weather.example"
+    db, private = "outbound|5432||db.data.svc.cluster.local", "outbound|443||private.example"
+    assert _seen(_model()) == {
+        # The namespace default `./*`: its own namespace's services and entries only.
+        "front/web-0": ((web, weather, private), "ALLOW_ANY"),
+        # The selector Sidecar wins over the default: one host, and its own policy.
+        "front/locked-0": ((weather,), "REGISTRY_ONLY"),
+        # No Sidecar: everything exported to the namespace (`private` is exportTo ".").
+        "data/db-0": ((db, web, weather), "ALLOW_ANY"),
+        "other/cli-0": ((db, web, weather), "ALLOW_ANY"),
+    }
+
+
+def test_root_namespace_sidecar_is_the_mesh_default() -> None:
+    root = (
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\n"
+        "metadata: {name: default, namespace: meshward-system}\n"
+        'spec: {egress: [{hosts: ["data/*"]}], outboundTrafficPolicy: {mode: REGISTRY_ONLY}}\n'
+    )
+    seen = _seen(_model(root))
+    db = "outbound|5432||db.data.svc.cluster.local"
+    assert (seen["data/db-0"], seen["other/cli-0"]) == (((db,), "REGISTRY_ONLY"),) * 2
+    assert seen["front/web-0"][1] == "ALLOW_ANY"  # the namespace's own default wins
+
+
+def test_external_upstreams_and_netns_names() -> None:
+    network = ir.Network(
+        "netns",
+        (
+            (("data", "db"), "198.18.255.1"),
+            (("front", "api.weather.example"), "198.18.255.3"),
+            (("front", "web"), "198.18.255.2"),
+        ),
+    )
+    model = _model(network=network)
+    web = next(p for p in model.proxies if p.pod.key.workload == "web")
+    external = {s.name: (s.vip, s.http_domains, s.tls, s.external) for s in web.outbound[1:]}
+    assert external == {
+        "api.weather.example": (
+            "198.18.255.3",
+            ("api.weather.example", "api.weather.example:80"),
+            "DISABLE",
+            ir.ExternalUpstream(
+                "ServiceEntry front/weather", "STATIC", "MESH_EXTERNAL", (("198.19.1.3", 9000),)
+            ),
+        ),
+        "private.example": (
+            "240.0.0.9",
+            (),
+            "DISABLE",
+            ir.ExternalUpstream(
+                "ServiceEntry front/private", "NONE", "MESH_EXTERNAL", (), tls_port=True
+            ),
+        ),
+    }
+    assert model.external_hosts == (
+        ir.ExternalHost("front", "api.weather.example", "198.18.255.3"),
+        ir.ExternalHost("front", "private.example", "240.0.0.9", ("front",)),
+    )
+
+
+def test_none_resolution_has_no_endpoints_in_loopback_mode() -> None:
+    web = next(p for p in _model().proxies if p.pod.key.workload == "web")
+    private = next(s for s in web.outbound if s.name == "private.example")
+    assert private.external is not None
+    assert (private.external.resolution, private.external.endpoints) == ("STATIC", ())
