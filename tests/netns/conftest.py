@@ -11,8 +11,17 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from meshward.netns.fabric import Fabric
+from meshward.netns.naming import MeshNet
+from meshward.state.layout import StateDir
+from meshward.state.records import read_json
+from tests.e2e.conftest import stop_mesh
+from tests.e2e.meshctl import Mesh
 
 
 def netns_unavailable() -> str:
@@ -32,3 +41,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("netns") is not None:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def netns_mesh(root: Path, source: Path, pool: str) -> Iterator[Mesh]:
+    """`up --network netns` of `source` in `root`; yields the mesh, then brings it down and
+    checks that nothing with its prefix is left (a module fixture's body)."""
+    running = Mesh(StateDir(root / "state"), pool)
+    result = running.cli(
+        *("up", str(source), "--detach", "--network", "netns"),
+        *("--address-pool", pool, "--timeout", "60"),
+    )
+    if result.returncode != 0:
+        logs = running.state.logs / "runner.log"
+        tail = logs.read_text()[-3000:] if logs.exists() else ""
+        stop_mesh(running)
+        pytest.fail(f"mesh did not start:\n{result.stdout}\n{result.stderr}\n{tail}")
+    try:
+        yield running
+    finally:
+        stop_mesh(running)
+        net = MeshNet.from_runner(read_json(running.state.runner) or {})
+        assert net is None or Fabric(net).leftovers() == []

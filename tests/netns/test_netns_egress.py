@@ -16,13 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from meshward.netns.fabric import Fabric
-from meshward.netns.naming import MeshNet
-from meshward.state.layout import StateDir
-from meshward.state.records import read_json
 from meshward.verify import access_log, dial
-from tests.e2e.conftest import stop_mesh
 from tests.e2e.meshctl import Mesh
+from tests.netns.conftest import netns_mesh
 
 pytestmark = pytest.mark.netns
 
@@ -33,23 +29,7 @@ WEATHER, LEDGER = "198.19.175.3", "198.19.175.2"  # see egress/mesh.yaml
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    root = tmp_path_factory.mktemp("netns-egress")
-    running = Mesh(StateDir(root / "state"), POOL)
-    result = running.cli(
-        *("up", str(MESH_DIR), "--detach", "--network", "netns"),
-        *("--address-pool", POOL, "--timeout", "60"),
-    )
-    if result.returncode != 0:
-        logs = running.state.logs / "runner.log"
-        tail = logs.read_text()[-3000:] if logs.exists() else ""
-        stop_mesh(running)
-        pytest.fail(f"mesh did not start:\n{result.stdout}\n{result.stderr}\n{tail}")
-    try:
-        yield running
-    finally:
-        stop_mesh(running)
-        net = MeshNet.from_runner(read_json(running.state.runner) or {})
-        assert net is None or Fabric(net).leftovers() == []
+    yield from netns_mesh(tmp_path_factory.mktemp("netns-egress"), MESH_DIR, POOL)
 
 
 def _curl(mesh: Mesh, *argv: str) -> subprocess.CompletedProcess[str]:

@@ -20,11 +20,10 @@ import pytest
 from meshward.netns import enter
 from meshward.netns.fabric import Fabric
 from meshward.netns.naming import MeshNet
-from meshward.state.layout import StateDir
 from meshward.state.records import read_json
 from meshward.verify import access_log, dial
-from tests.e2e.conftest import stop_mesh
 from tests.e2e.meshctl import Mesh, write_yaml
+from tests.netns.conftest import netns_mesh
 
 pytestmark = pytest.mark.netns
 
@@ -35,23 +34,7 @@ OUTSIDE_PORT = 18090
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    root = tmp_path_factory.mktemp("netns")
-    running = Mesh(StateDir(root / "state"), POOL)
-    result = running.cli(
-        *("up", str(MESH_DIR), "--detach", "--network", "netns"),
-        *("--address-pool", POOL, "--timeout", "60"),
-    )
-    if result.returncode != 0:
-        logs = running.state.logs / "runner.log"
-        tail = logs.read_text()[-3000:] if logs.exists() else ""
-        stop_mesh(running)
-        pytest.fail(f"mesh did not start:\n{result.stdout}\n{result.stderr}\n{tail}")
-    try:
-        yield running
-    finally:
-        stop_mesh(running)
-        net = MeshNet.from_runner(read_json(running.state.runner) or {})
-        assert net is None or Fabric(net).leftovers() == []
+    yield from netns_mesh(tmp_path_factory.mktemp("netns"), MESH_DIR, POOL)
 
 
 def _net(mesh: Mesh) -> MeshNet:

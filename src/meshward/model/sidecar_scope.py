@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from meshward.config.resources import Labels, Sidecar, selector_matches
-from meshward.model import ir
+from meshward.model import ir, upstream_tls
 
 
 def select(
@@ -37,19 +37,12 @@ def select(
     return None
 
 
-def _host_matches(pattern: str, hostname: str) -> bool:
-    if pattern == "*":
-        return True
-    if pattern.startswith("*."):
-        return hostname.endswith(pattern[1:])
-    return pattern == hostname
-
-
 def visible(sidecar: Sidecar | None, service: ir.OutboundService) -> bool:
     """Whether `sidecar`'s egress hosts let its proxies see `service`."""
     if sidecar is None or sidecar.egress_hosts is None:
         return True
     return any(
-        host.namespace in ("*", service.namespace) and _host_matches(host.host, service.fqdn)
+        host.namespace in ("*", service.namespace)
+        and upstream_tls.host_matches(host.host, service.fqdn)
         for host in sidecar.egress_hosts
     )
