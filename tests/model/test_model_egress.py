@@ -4,8 +4,12 @@ upstreams, and the names netns pods resolve."""
 
 from __future__ import annotations
 
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+
 from meshward.config import load_text
 from meshward.model import allocate, build, ir, replicas
+from meshward.xds import cluster
 
 _MESH = """\
 apiVersion: meshward.io/v1alpha1
@@ -147,3 +151,69 @@ def test_none_resolution_has_no_endpoints_in_loopback_mode() -> None:
     private = next(s for s in web.outbound if s.name == "private.example")
     assert private.external is not None
     assert (private.external.resolution, private.external.endpoints) == ("STATIC", ())
+
+
+def test_sidecars_that_apply_to_nobody_are_reported() -> None:
+    extra = (
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\n"
+        "metadata: {name: second, namespace: front}\n"
+        'spec: {egress: [{hosts: ["*/*"]}]}\n'
+        "---\napiVersion: networking.istio.io/v1\nkind: Sidecar\n"
+        "metadata: {name: nobody, namespace: front}\n"
+        "spec: {workloadSelector: {labels: {app: gone}}}\n"
+    )
+    docs = [_MESH, extra]
+    for namespace, name in _WORKLOADS:
+        docs.append(
+            "apiVersion: meshward.io/v1alpha1\nkind: Workload\n"
+            f"metadata: {{name: {name}, namespace: {namespace}, labels: {{app: {name}}}}}\n"
+            "spec: {command: [x], ports: [{name: http, port: 8000}]}\n"
+        )
+    config = load_text("---\n".join(docs), "egress.yaml")
+    _, findings = build(config, allocate(replicas(config.workloads), {}))
+    assert [
+        (d.code, d.resource, d.location.field) for d in findings if d.code in ("MW0241", "MW0242")
+    ] == [
+        ("MW0242", "Sidecar front/second", "spec"),
+        ("MW0241", "Sidecar front/nobody", "spec.workloadSelector"),
+    ]
+
+
+def test_destination_rule_originates_tls_to_a_service_entry_host() -> None:
+    """Istio's egress TLS origination at the sidecar: the app speaks HTTP to port 80, the
+    entry sends it to 443, the rule makes it TLS with the host as SNI and the pinned CA."""
+    rule = (
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+        "metadata: {name: weather-tls, namespace: front}\n"
+        "spec:\n  host: api.weather.example\n"
+        "  trafficPolicy: {tls: {mode: SIMPLE, caCertificates: /etc/weather-ca.pem}}\n"
+    )
+    web = next(p for p in _model(rule).proxies if p.pod.key.workload == "web")
+    weather = next(s for s in web.outbound if s.name == "api.weather.example")
+    assert (weather.tls, weather.tls_source, weather.origination) == (
+        "SIMPLE",
+        "DestinationRule front/weather-tls",
+        ir.Origination(mode="SIMPLE", sni="api.weather.example", ca_file="/etc/weather-ca.pem"),
+    )
+    made = cluster.outbound_cluster(weather)
+    context = tls_pb2.UpstreamTlsContext()
+    made.transport_socket.typed_config.Unpack(context)
+    assert (
+        made.type,
+        context.sni,
+        context.common_tls_context.validation_context.trusted_ca.filename,
+    ) == (
+        cluster_pb2.Cluster.STATIC,
+        "api.weather.example",
+        "/etc/weather-ca.pem",
+    )
+    # Without a rule the same port leaves as the app sent it.
+    plain = next(
+        s
+        for s in next(p for p in _model().proxies if p.pod.key.workload == "web").outbound
+        if s.name == "api.weather.example"
+    )
+    assert (plain.origination, cluster.outbound_cluster(plain).HasField("transport_socket")) == (
+        None,
+        False,
+    )

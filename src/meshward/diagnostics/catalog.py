@@ -341,6 +341,19 @@ CATALOG: dict[str, Code] = _table(
         W,
         "rule uses JWT attributes; no RequestAuthentication selects the workload, so none has them",
     ),
+    # MW0241-MW0249 Sidecar and ServiceEntry (model/sidecar_scope.py)
+    Code(
+        "MW0241",
+        W,
+        "Sidecar workloadSelector matches no workload with a sidecar in its namespace",
+        fix="fix the selector's labels, or drop it to make the namespace default",
+    ),
+    Code(
+        "MW0242",
+        W,
+        "several Sidecars without workloadSelector in one namespace; the oldest applies",
+        fix="keep one namespace default Sidecar; give the others a workloadSelector",
+    ),
     # MW025x RequestAuthentication (model/request_authn.py)
     Code("MW0250", W, "RequestAuthentication selector matches no workload with a sidecar"),
     Code("MW0251", W, "RequestAuthentication without jwtRules has no effect"),

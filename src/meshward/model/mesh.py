@@ -26,6 +26,7 @@ from meshward.model import (
     request_authn,
     service_entries,
     services,
+    sidecar_scope,
     upstream_tls,
 )
 
@@ -103,7 +104,10 @@ def build(
         *pods.diagnose(workloads),
         *service_findings,
         *peer_authn.diagnose(pa, ir_pods),
-        *upstream_tls.diagnose(rules, ir_services, ir_pods),
+        *sidecar_scope.diagnose(config.sidecars, ir_pods),
+        *upstream_tls.diagnose(
+            rules, ir_services, ir_pods, (h for e in config.service_entries for h in e.hosts)
+        ),
         *providers.findings,
         *gateway_findings,
         *route_findings,

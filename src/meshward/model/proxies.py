@@ -147,6 +147,29 @@ def _origination(rule: DestinationRule | None, port: int, fqdn: str) -> ir.Origi
     return origination.decide(settings, fqdn) if settings is not None else None
 
 
+def _external_tls(
+    upstreams: upstream_tls.Upstreams, caller: ir.Pod, service: ir.OutboundService
+) -> ir.OutboundService:
+    """A ServiceEntry port under the caller's DestinationRule for its host: SIMPLE/MUTUAL
+    make the sidecar originate TLS (Istio's "egress TLS origination": the app speaks HTTP,
+    the traffic leaves as HTTPS); any other rule leaves the app's bytes as they are."""
+    rule = upstream_tls.rule_for(
+        upstreams.rules,
+        caller_namespace=caller.key.namespace,
+        caller_labels=caller.labels,
+        service_namespace=service.namespace,
+        fqdn=service.fqdn,
+        root_namespace=upstreams.pa.root_namespace,
+    )
+    made = _origination(rule, service.port, service.fqdn)
+    if made is None:
+        return service
+    decision = upstream_tls.decide(rule, service.port)
+    return dataclasses.replace(
+        service, tls=decision.tls, tls_source=decision.source, origination=made
+    )
+
+
 def _outbound(
     caller: ir.Pod,
     shared: tuple[ir.OutboundService, ...],
@@ -202,7 +225,8 @@ def build(
         if key not in by_class:
             shared = _shared_outbound(caller, ordered, upstreams, interned)
             if registry is not None:
-                shared += registry.outbound(caller.key.namespace)
+                external = registry.outbound(caller.key.namespace)
+                shared += tuple(_external_tls(upstreams, caller, s) for s in external)
             by_class[key] = (shared, not all(ir.is_http(s.protocol) for s in shared))
         shared, tcp = by_class[key]
         if scope is not None and scope.egress_hosts is not None:

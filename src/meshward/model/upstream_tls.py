@@ -233,9 +233,11 @@ def diagnose(
     rules: Iterable[DestinationRule],
     services: Iterable[ir.Service],
     pods: Iterable[ir.Pod],
+    external_hosts: Iterable[str] = (),
 ) -> tuple[Diagnostic, ...]:
-    """MW0203/MW0204/MW0208 findings for `rules`."""
-    fqdns = [s.fqdn for s in services]
+    """MW0203/MW0204/MW0208 findings for `rules`; `external_hosts`: ServiceEntry hosts,
+    which a rule may name as well."""
+    fqdns = [s.fqdn for s in services] + list(external_hosts)
     sidecars = [p for p in pods if p.has_sidecar]
     ordered = sorted(rules, key=lambda r: r.meta.order)
     found: list[Diagnostic] = []

@@ -120,7 +120,8 @@ _EXTERNAL_TYPES: MappingProxyType[ir.ExternalResolution, cluster_pb2.Cluster.Dis
 def external_cluster(service: ir.OutboundService) -> cluster_pb2.Cluster:
     """`outbound|<port>||<host>` of a ServiceEntry port: plaintext on the wire (no Istio mTLS
     to MESH_EXTERNAL; an app speaking TLS keeps its own TLS end to end), HTTP/1.1 upstream
-    for HTTP ports unless the port says HTTP2/GRPC."""
+    for HTTP ports unless the port says HTTP2/GRPC. A DestinationRule SIMPLE/MUTUAL for the
+    host (`origination`) wraps every connection in the TLS it decided."""
     external = service.external
     assert external is not None
     if external.resolution == "NONE":
@@ -133,6 +134,9 @@ def external_cluster(service: ir.OutboundService) -> cluster_pb2.Cluster:
         if external.resolution == "DNS":
             # The pod network has IPv4 only; Envoy's default (AUTO) would try AAAA first.
             cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
+    if service.origination is not None:  # a DestinationRule SIMPLE/MUTUAL for the host
+        context = tls.origination_context(service.origination)
+        cluster.transport_socket.CopyFrom(tls.tls_socket(context))
     return cluster
 
 
