@@ -8,6 +8,7 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 from meshward.config import load_text
+from meshward.diagnostics import Diagnostic
 from meshward.model import allocate, build, ir, replicas
 from meshward.xds import cluster
 
@@ -63,7 +64,9 @@ spec:
 _WORKLOADS = [("front", "web"), ("front", "locked"), ("data", "db"), ("other", "cli")]
 
 
-def _model(extra: str = "", network: ir.Network = ir.LOOPBACK) -> ir.MeshModel:
+def _build(
+    extra: str = "", network: ir.Network = ir.LOOPBACK
+) -> tuple[ir.MeshModel, tuple[Diagnostic, ...]]:
     docs = [_MESH, extra] if extra else [_MESH]
     for namespace, name in _WORKLOADS:
         docs.append(
@@ -73,8 +76,11 @@ def _model(extra: str = "", network: ir.Network = ir.LOOPBACK) -> ir.MeshModel:
         )
     config = load_text("---\n".join(docs), "egress.yaml")
     assert config.diagnostics == ()
-    model, _ = build(config, allocate(replicas(config.workloads), {}), network)
-    return model
+    return build(config, allocate(replicas(config.workloads), {}), network)
+
+
+def _model(extra: str = "", network: ir.Network = ir.LOOPBACK) -> ir.MeshModel:
+    return _build(extra, network)[0]
 
 
 def _seen(model: ir.MeshModel) -> dict[str, tuple[tuple[str, ...], str]]:
@@ -162,15 +168,7 @@ def test_sidecars_that_apply_to_nobody_are_reported() -> None:
         "metadata: {name: nobody, namespace: front}\n"
         "spec: {workloadSelector: {labels: {app: gone}}}\n"
     )
-    docs = [_MESH, extra]
-    for namespace, name in _WORKLOADS:
-        docs.append(
-            "apiVersion: meshward.io/v1alpha1\nkind: Workload\n"
-            f"metadata: {{name: {name}, namespace: {namespace}, labels: {{app: {name}}}}}\n"
-            "spec: {command: [x], ports: [{name: http, port: 8000}]}\n"
-        )
-    config = load_text("---\n".join(docs), "egress.yaml")
-    _, findings = build(config, allocate(replicas(config.workloads), {}))
+    _, findings = _build(extra)
     assert [
         (d.code, d.resource, d.location.field) for d in findings if d.code in ("MW0241", "MW0242")
     ] == [

@@ -153,14 +153,7 @@ def _external_tls(
     """A ServiceEntry port under the caller's DestinationRule for its host: SIMPLE/MUTUAL
     make the sidecar originate TLS (Istio's "egress TLS origination": the app speaks HTTP,
     the traffic leaves as HTTPS); any other rule leaves the app's bytes as they are."""
-    rule = upstream_tls.rule_for(
-        upstreams.rules,
-        caller_namespace=caller.key.namespace,
-        caller_labels=caller.labels,
-        service_namespace=service.namespace,
-        fqdn=service.fqdn,
-        root_namespace=upstreams.pa.root_namespace,
-    )
+    rule = upstreams.rule_for(caller, service)
     made = _origination(rule, service.port, service.fqdn)
     if made is None:
         return service

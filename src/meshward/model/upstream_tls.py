@@ -175,9 +175,12 @@ class Upstreams:
             ),
         )
 
-    def rule_for(self, caller: ir.Pod, service: ir.Service) -> DestinationRule | None:
-        """`rule_for` for one caller and service (module function; not memoised here: the
-        caller memoises per `CallerClass`)."""
+    def rule_for(
+        self, caller: ir.Pod, service: ir.Service | ir.OutboundService
+    ) -> DestinationRule | None:
+        """`rule_for` for one caller and service — a mesh Service, or a ServiceEntry port
+        (its host is its fqdn) — (module function; not memoised here: the caller memoises
+        per `CallerClass`)."""
         return rule_for(
             self.rules,
             caller_namespace=caller.key.namespace,
