@@ -236,6 +236,25 @@ CASES: dict[str, ir.ProxyModel] = {
         )
         for policy in ("ALLOW_ANY", "REGISTRY_ONLY")
     },
+    # netns mode, a client-only pod (no inbound port): virtualInbound still has a chain (the
+    # black hole) — Envoy rejects a listener with none.
+    "captured_client_only": proxy(
+        _NS_WEB,
+        inbound=(),
+        outbound=(
+            service(
+                "db",
+                5432,
+                "TCP",
+                (endpoint(_NS_DB, 5432, mtls=True),),
+                namespace="data",
+                sans=(_DB_SAN,),
+                vip="198.18.255.1",
+            ),
+        ),
+        capture=True,
+        outbound_policy="REGISTRY_ONLY",
+    ),
     # DestinationRule SIMPLE to a legacy HTTPS pod: CA file, SANs by type, the rule's SNI.
     "originate_simple": proxy(
         _CLIENT,

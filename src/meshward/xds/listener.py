@@ -243,6 +243,11 @@ def virtual_inbound_listener(proxy: ir.ProxyModel) -> listener_pb2.Listener:
         for chain in _inbound_chains(port, proxy.trust_domain, proxy.jwt_rules):
             chain.filter_chain_match.destination_port.value = port.port
             listener.filter_chains.append(chain)
+    if not proxy.inbound:
+        # A pod that serves nothing (a client only): Envoy rejects a listener with no chains,
+        # and an unmatched connection is closed anyway — say so with the black hole.
+        listener.default_filter_chain.name = BLACKHOLE_CLUSTER
+        listener.default_filter_chain.filters.append(tcp_proxy_filter(BLACKHOLE_CLUSTER, "inbound"))
     return listener
 
 
