@@ -32,7 +32,6 @@ import datetime
 import http.client
 import json
 import os
-import re
 import socket
 import ssl
 import statistics
@@ -47,6 +46,8 @@ from typing import Any
 
 import certs
 from harness import (
+    CONNECTIONS,
+    THREADS,
     Pair,
     Processes,
     Proxy,
@@ -54,6 +55,7 @@ from harness import (
     free_port,
     process_tree,
     rss_kb,
+    run_wrk,
     wait_http_ok,
 )
 
@@ -64,8 +66,6 @@ from meshward.xds import envoy_binary
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-CONNECTIONS = 16
-THREADS = 2  # the machine this was sized for has 2 cores, shared by wrk and every proxy
 DEFAULT_PATH = "/robots.txt"  # httpbin's fixed response: the backend costs as little as it can
 APP_ROLE = "app httpbin"
 APP_WARM_UP_S = 5.0  # direct load on (b)'s own backend instance before it is measured
@@ -526,64 +526,6 @@ def meshward_netns_pair(
 
 
 # --- measurement -------------------------------------------------------------------------------
-
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def parse_wrk(output: str) -> dict[str, Any]:
-    """req/s, p50/p99 in ms, and error counts from `wrk --latency` output."""
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
-    if rps is None:
-        raise ValueError(f"no Requests/sec in wrk output:\n{output}")
-    latency = {
-        percent: float(value) * _UNITS[unit]
-        for percent, value, unit in re.findall(
-            r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M
-        )
-    }
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    socket_errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    requests = re.search(r"^\s+(\d+) requests in", output, re.M)
-    return {
-        "requests": int(requests.group(1)) if requests else 0,
-        "rps": float(rps.group(1)),
-        "p50_ms": round(latency["50"], 3),
-        "p99_ms": round(latency["99"], 3),
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-        "socket_errors": sum(int(n) for n in socket_errors.groups()) if socket_errors else 0,
-    }
-
-
-def run_wrk(
-    port: int,
-    path: str,
-    seconds: float,
-    *,
-    host: str = "127.0.0.1",
-    headers: tuple[tuple[str, str], ...] = (),
-    netns: str = "",
-    scheme: str = "http",
-) -> dict[str, Any]:
-    """`scheme` "https": wrk does the TLS handshake itself (certificates are not checked)."""
-    inside = ["ip", "netns", "exec", netns] if netns else []
-    argv = [*inside,
-        "wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", f"{seconds:g}s", "--latency",
-        *(arg for name, value in headers for arg in ("-H", f"{name}: {value}")),
-        f"{scheme}://{host}:{port}{path}",
-    ]  # fmt: skip
-    # wrk runs in a session of its own. Linux (sched_autogroup_enabled=1, the default on
-    # desktop and many cloud kernels) shares CPU fairly between sessions first, then between
-    # the processes of each: `meshward up --detach` puts the whole mesh in its own session,
-    # so with wrk in the bench's session (b)'s proxies and app got one of the two cores while
-    # (c)'s, in wrk's session, got 3/5 of both; b/c measured that, not the proxies. With wrk
-    # alone in its session every pair's data plane shares one group against it.
-    result = subprocess.run(
-        argv, capture_output=True, text=True, check=True, timeout=seconds + 30,
-        start_new_session=True,
-    )  # fmt: skip
-    return parse_wrk(result.stdout)
 
 
 def refuses_without_client_cert(

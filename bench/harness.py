@@ -8,12 +8,14 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import re
 import socket
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -157,3 +159,67 @@ class Pair:
     trust_root: Path | None = None  # CA of the mTLS side; None: the bench PKI's root
     others: tuple[Proxy, ...] = ()
     netns: str = ""  # wrk runs inside this network namespace (meshward's netns mode)
+
+
+# --- wrk: the load generator every benchmark runs -------------------------------------------
+
+CONNECTIONS = 16
+THREADS = 2  # the machine this was sized for has 2 cores, shared by wrk and every proxy
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    """req/s, p50/p99 in ms, and error counts from `wrk --latency` output."""
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    if rps is None:
+        raise ValueError(f"no Requests/sec in wrk output:\n{output}")
+    latency = {
+        percent: float(value) * _UNITS[unit]
+        for percent, value, unit in re.findall(
+            r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M
+        )
+    }
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    requests = re.search(r"^\s+(\d+) requests in", output, re.M)
+    return {
+        "requests": int(requests.group(1)) if requests else 0,
+        "rps": float(rps.group(1)),
+        "p50_ms": round(latency["50"], 3),
+        "p99_ms": round(latency["99"], 3),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": sum(int(n) for n in socket_errors.groups()) if socket_errors else 0,
+    }
+
+
+def run_wrk(
+    port: int,
+    path: str,
+    seconds: float,
+    *,
+    host: str = "127.0.0.1",
+    headers: tuple[tuple[str, str], ...] = (),
+    netns: str = "",
+    scheme: str = "http",
+) -> dict[str, Any]:
+    """`scheme` "https": wrk does the TLS handshake itself (certificates are not checked)."""
+    inside = ["ip", "netns", "exec", netns] if netns else []
+    argv = [*inside,
+        "wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", f"{seconds:g}s", "--latency",
+        *(arg for name, value in headers for arg in ("-H", f"{name}: {value}")),
+        f"{scheme}://{host}:{port}{path}",
+    ]  # fmt: skip
+    # wrk runs in a session of its own. Linux (sched_autogroup_enabled=1, the default on
+    # desktop and many cloud kernels) shares CPU fairly between sessions first, then between
+    # the processes of each: `meshward up --detach` puts the whole mesh in its own session,
+    # so with wrk in the bench's session (b)'s proxies and app got one of the two cores while
+    # (c)'s, in wrk's session, got 3/5 of both; b/c measured that, not the proxies. With wrk
+    # alone in its session every pair's data plane shares one group against it.
+    result = subprocess.run(
+        argv, capture_output=True, text=True, check=True, timeout=seconds + 30,
+        start_new_session=True,
+    )  # fmt: skip
+    return parse_wrk(result.stdout)

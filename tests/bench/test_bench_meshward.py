@@ -118,7 +118,9 @@ def test_wrk_argv_carries_host_and_headers(monkeypatch: pytest.MonkeyPatch) -> N
         return Done()
 
     monkeypatch.setattr(dataplane.subprocess, "run", fake_run)
-    monkeypatch.setattr(dataplane, "parse_wrk", lambda output: {"rps": 1.0})
+    monkeypatch.setattr(
+        importlib.import_module("harness"), "parse_wrk", lambda output: {"rps": 1.0}
+    )
     dataplane.run_wrk(15001, "/robots.txt", 2, host="127.150.0.2", headers=(("Host", "a:1"),))
     assert seen == [
         ["wrk", "-t", "2", "-c", "16", "-d", "2s", "--latency", "-H", "Host: a:1",

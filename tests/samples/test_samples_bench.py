@@ -22,6 +22,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 certs: Any = importlib.import_module("certs")
 dataplane: Any = importlib.import_module("dataplane")
+harness: Any = importlib.import_module("harness")
 
 WRK_OUTPUT = """Running 3s test @ http://127.0.0.1:1/robots.txt
   2 threads and 16 connections
@@ -52,7 +53,7 @@ Transfer/sec:    883.44KB
     ],
 )
 def test_parse_wrk(p50: str, p99: str, errors: str, expected: tuple[float, ...]) -> None:
-    parsed = dataplane.parse_wrk(WRK_OUTPUT.format(p50=p50, p99=p99, errors=errors))
+    parsed = harness.parse_wrk(WRK_OUTPUT.format(p50=p50, p99=p99, errors=errors))
     assert parsed == {
         "requests": 17505,
         "rps": 5834.29,
