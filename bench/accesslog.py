@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import sys
@@ -178,9 +177,6 @@ def main(argv: list[str] | None = None) -> int:
             f" | {over} | {r.client_us:.1f} |"
         )
     if not options.no_save:
-        dataplane.RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = dataplane.RESULTS / f"accesslog-{stamp}.json"
         report = {
             "utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "host": {"cpus": os.cpu_count(), "load": os.getloadavg()},
@@ -188,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": rounds,
             "variants": [asdict(r) for r in results],
         }
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {out.relative_to(dataplane.BENCH.parent)}")
+        harness.save_report("accesslog", report)
     return 0
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import sys
@@ -401,11 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratios_to_no_policy": rates,
     }  # fmt: skip
     if not options.no_save:
-        dataplane.RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = dataplane.RESULTS / f"authz-{stamp}.json"
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {out.relative_to(dataplane.BENCH.parent)}")
+        harness.save_report("authz", report)
     failed = [r.key for r in results if not r.verified]
     if failed:
         print(f"FAILED checks: {', '.join(failed)}", file=sys.stderr)

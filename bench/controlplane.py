@@ -33,7 +33,6 @@ import contextlib
 import cProfile
 import datetime
 import io
-import json
 import os
 import pstats
 import signal
@@ -50,6 +49,7 @@ from typing import Any
 import grpc
 import grpc.aio
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from harness import save_report
 
 from meshward.config import load_text
 from meshward.config.store import split_documents, write_store
@@ -60,8 +60,6 @@ from meshward.state.mesh import MeshRecord, PodRecord, write_mesh
 from meshward.state.records import read_json, write_json
 from meshward.xds import translate
 
-BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / "results"
 NAMESPACES = 10
 TRUST_DOMAIN = "bench.local"
 POOL = "127.200.0.0/16"  # addresses are only written down: nothing binds them
@@ -456,11 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("model_build_top", "translate_top"):
             print("\n".join(report["profile"][key]))
     if not options.no_save:
-        RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = RESULTS / f"controlplane-{stamp}.json"
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {out.relative_to(BENCH.parent)}")
+        save_report("controlplane", report)
     return 1 if any(r.errors for r in results) else 0
 
 

@@ -56,6 +56,7 @@ from harness import (
     process_tree,
     rss_kb,
     run_wrk,
+    save_report,
     wait_http_ok,
 )
 
@@ -65,7 +66,6 @@ from meshward.runner import network
 from meshward.xds import envoy_binary
 
 BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / "results"
 DEFAULT_PATH = "/robots.txt"  # httpbin's fixed response: the backend costs as little as it can
 APP_ROLE = "app httpbin"
 APP_WARM_UP_S = 5.0  # direct load on (b)'s own backend instance before it is measured
@@ -783,11 +783,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratios_rps": rates,
     }  # fmt: skip
     if not options.no_save:
-        RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = RESULTS / f"dataplane-{stamp}.json"
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {out.relative_to(BENCH.parent)}")
+        save_report("dataplane", report)
     failed = [r.key for r in ordered.values() if r.run and r.strict_mtls_verified is False]
     return 1 if failed else 0
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import sys
@@ -248,11 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     }  # fmt: skip
     if not options.no_save:
-        dataplane.RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = dataplane.RESULTS / f"extauthz-{stamp}.json"
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {out.relative_to(dataplane.BENCH.parent)}")
+        harness.save_report("extauthz", report)
     failed = [r.key for r in results if not r.verified]
     if failed:
         print(f"FAILED checks: {', '.join(failed)}", file=sys.stderr)

@@ -6,7 +6,9 @@ Shared by bench/dataplane.py and bench/authz.py (which import these names from h
 from __future__ import annotations
 
 import contextlib
+import datetime
 import http.client
+import json
 import os
 import re
 import socket
@@ -159,6 +161,19 @@ class Pair:
     trust_root: Path | None = None  # CA of the mTLS side; None: the bench PKI's root
     others: tuple[Proxy, ...] = ()
     netns: str = ""  # wrk runs inside this network namespace (meshward's netns mode)
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def save_report(kind: str, report: dict[str, Any]) -> Path:
+    """`results/<kind>-<UTC stamp>.json`, the one place every benchmark writes its report."""
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS / f"{kind}-{stamp}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out.relative_to(RESULTS.parent.parent)}")
+    return out
 
 
 # --- wrk: the load generator every benchmark runs -------------------------------------------

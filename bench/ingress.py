@@ -56,6 +56,7 @@ from harness import (
     Processes,
     Proxy,
     free_port,
+    save_report,
     wait_http_ok,
 )
 
@@ -64,7 +65,6 @@ from meshward.samples.edge_pki import Ca
 from meshward.xds import envoy_binary
 
 BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / "results"
 MESH_DIR = BENCH / "ingress-mesh"
 MESH_POOLS = (152, 157, 156)  # 127.152 first (dataplane.py and the e2e test take others)
 GATEWAY_POD, APP_POD = "istio-system/ingressgateway-0", "bench/httpbin-0"
@@ -316,11 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratios_rps": rates,
     }
     if not options.no_save:
-        RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = RESULTS / f"ingress-{stamp}.json"
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {out.relative_to(BENCH.parent)}")
+        save_report("ingress", report)
     return 0
 
 

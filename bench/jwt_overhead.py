@@ -236,11 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratios_to_none": rates,
     }  # fmt: skip
     if not options.no_save:
-        dataplane.RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = dataplane.RESULTS / f"jwt-{stamp}.json"
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {out.relative_to(dataplane.BENCH.parent)}")
+        harness.save_report("jwt", report)
     failed = [v for v, r in results.items() if not r["verified"]]
     if failed:
         print(f"FAILED checks: {', '.join(failed)}", file=sys.stderr)
