@@ -17,7 +17,8 @@ Called by verify/probes.py when the mesh record says netns. Three checks:
 - `registered-egress`: for every ServiceEntry port a sidecar pod sees at an address of its
   own, a request (HTTP) or line (TCP) from inside that pod to the host's address is answered,
   and the pod's sidecar logged it to the entry's cluster: a registered host is reached, under
-  either policy, and through the sidecar.
+  either policy, and through the sidecar. HTTP ports a DestinationRule originates TLS on are
+  left to `tls-origination` (verify/origination_probes.py), which checks what the server saw.
 """
 
 from __future__ import annotations
@@ -225,6 +226,8 @@ def _registered(state: StateDir, model: MeshModel) -> list[ProbeResult]:
         for service in caller.outbound:
             if service.external is None or not service.vip or "/" in service.vip:
                 continue
+            if service.origination is not None and is_http(service.protocol):
+                continue  # a DestinationRule originates TLS: origination_probes checks it
             if service.cluster_name not in tried:  # one caller per entry port proves the path
                 tried.add(service.cluster_name)
                 results.append(_reach(state, model, caller, service))

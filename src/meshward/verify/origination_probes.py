@@ -2,7 +2,8 @@
 
 Called by verify/probes.py. For every service port a DestinationRule makes a sidecar
 originate TLS to (SIMPLE/MUTUAL), one request from one such caller's app, through its
-sidecar, in plaintext HTTP as the app sends it. A server that reports what it saw (the
+sidecar, in plaintext HTTP as the app sends it — to a mesh service or to a ServiceEntry
+host (Istio's "egress TLS origination"). A server that reports what it saw (the
 outside test server, `meshward.samples.outside`: JSON with `tls_version`, `sni`,
 `client_cert`) is checked whole: TLS, the SNI the rule decided, and for MUTUAL the client
 certificate from the rule's credential (or file). Any other server passes when it answers at
@@ -35,7 +36,9 @@ def origination_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
             key = (service.tls_source, service.fqdn, service.port)
             if origination is None or not is_http(service.protocol) or key in seen:
                 continue
-            if not service.endpoints or proxy.pod.gateway:
+            # A ServiceEntry port's upstream is `external` (its endpoints, or for NONE the
+            # address the app dials); a mesh service without endpoints has nothing to ask.
+            if (not service.endpoints and service.external is None) or proxy.pod.gateway:
                 continue
             seen.add(key)
             results.append(_probe(state, model, proxy, service, origination))
