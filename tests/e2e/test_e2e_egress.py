@@ -1,8 +1,9 @@
 """ServiceEntry egress in loopback mode under REGISTRY_ONLY: the registered outside host is
 reached through the client's sidecar by Host (HTTP, as the app does with http_proxy) and
-through the local TCP port its MESHWARD_SVC_* variable names; an unregistered host gets no
-route (404) from the sidecar. Loopback mode cannot stop an app that dials the host itself
-(the analyzer says so, MW0531); tests/netns/test_netns_egress.py proves the enforced mode.
+through the local TCP port its MESHWARD_SVC_* variable names; an unregistered host gets 502
+from the sidecar's `block_all` route, as in Istio, and the sidecar logs it. Loopback mode
+cannot stop an app that dials the host itself (the analyzer says so, MW0531);
+tests/netns/test_netns_egress.py proves the enforced mode.
 
 The mesh is tests/netns/egress/mesh.yaml with the outside addresses of this pool.
 """
@@ -10,6 +11,7 @@ The mesh is tests/netns/egress/mesh.yaml with the outside addresses of this pool
 from __future__ import annotations
 
 import json
+import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from meshward.runner.network import unused_pool
-from meshward.verify import dial
+from meshward.verify import access_log, dial
 from tests.e2e.conftest import start_mesh, stop_mesh
 from tests.e2e.meshctl import Mesh, get_via_sidecar, write_yaml
 
@@ -64,7 +66,26 @@ def test_registered_tcp_port_through_the_local_listener(mesh: Mesh) -> None:
     assert dial.tcp_exchange(route) == "open: b'PING\\r\\n'"
 
 
-def test_unregistered_host_has_no_route(mesh: Mesh) -> None:
+def test_unregistered_host_is_blocked_with_502(mesh: Mesh) -> None:
+    # Istio's REGISTRY_ONLY answer to HTTP: the sidecar's `block_all` route answers 502
+    # itself (a direct response), nothing is dialled.
     ledger = mesh.pod("ledger", "ext")
-    status, _ = get_via_sidecar(mesh.pod("client", "front"), f"{ledger.pod_ip}:9000", "/")
-    assert status == 404
+    probe, host = uuid.uuid4().hex, f"{ledger.pod_ip}:9000"
+    client = mesh.pod("client", "front")
+    status, body = get_via_sidecar(client, host, "/", {"X-Meshward-Probe": probe})
+    assert (status, body) == (502, b"")
+    log = mesh.state.sidecar_log("front", "client-0")
+    entry = access_log.wait_for([log], lambda e: e.get("probe") == probe)
+    assert entry is not None
+    assert {k: entry[k] for k in KEYS} == {
+        "direction": "outbound",
+        "code": 502,
+        "details": "direct_response",
+        "flags": "-",
+        "authority": host,
+        "upstream_cluster": None,
+        "upstream_host": None,
+    }
+
+
+KEYS = ("direction", "code", "details", "flags", "authority", "upstream_cluster", "upstream_host")

@@ -212,6 +212,37 @@ def test_duplicate_domain_is_dropped_from_the_later_service() -> None:
     assert "outbound|80||c.default.svc.cluster.local" in result.snapshot.of_type(snapshot.CLUSTER)
 
 
+@pytest.mark.parametrize(
+    ("policy", "hosts"),
+    [
+        ("ALLOW_ANY", ["a.default.svc.cluster.local:80"]),  # an unknown Host: Envoy's 404
+        ("REGISTRY_ONLY", ["a.default.svc.cluster.local:80", "block_all"]),
+    ],
+)
+def test_outbound_policy_decides_the_catch_all_of_shared_routes(
+    policy: ir.OutboundPolicy, hosts: list[str]
+) -> None:
+    # Both proxies share one outbound tuple (as callers under different Sidecars do) and
+    # one SharedResources; each gets the routes of its own policy.
+    client = xds_cases.pod("c", "127.0.10.1", "127.0.10.2")
+    outbound = (xds_cases.service("a", 80, "HTTP", (), domains=("a",)),)
+    shared = translate.SharedResources()
+    other = "REGISTRY_ONLY" if policy == "ALLOW_ANY" else "ALLOW_ANY"
+    translate.translate(xds_cases.proxy(client, outbound=outbound, outbound_policy=other), shared)
+    proxy = xds_cases.proxy(client, outbound=outbound, outbound_policy=policy)
+    routes = translate.translate(proxy, shared).snapshot.of_type(snapshot.ROUTE)["outbound_http"]
+    assert isinstance(routes, route_pb2.RouteConfiguration)
+    assert [v.name for v in routes.virtual_hosts] == hosts
+    if policy == "REGISTRY_ONLY":
+        assert json_format.MessageToDict(routes.virtual_hosts[-1]) == {
+            "name": "block_all",
+            "domains": ["*"],
+            "routes": [
+                {"name": "block_all", "match": {"prefix": "/"}, "directResponse": {"status": 502}}
+            ],
+        }
+
+
 def test_listener_address_clash_drops_the_later_listener() -> None:
     client = xds_cases.pod("c", "127.0.10.1", "127.0.10.2")
     proxy = xds_cases.proxy(

@@ -309,7 +309,7 @@ CASES: dict[str, ir.ProxyModel] = {
 
 # ServiceEntries (model/service_entries.py) as a sidecar sees them, from real YAML: STATIC HTTP
 # by Host, DNS TCP on a CIDR, NONE TLS (ORIGINAL_DST) — captured under REGISTRY_ONLY, and
-# through loopback mode's HTTP proxy and local TCP ports.
+# through loopback mode's HTTP proxy and local TCP ports (REGISTRY_ONLY too).
 SERVICE_ENTRIES = """\
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -361,10 +361,12 @@ CASES["external_captured"] = proxy(
     capture=True,
     outbound_policy="REGISTRY_ONLY",
 )
+# Under REGISTRY_ONLY the HTTP proxy's routes end with Istio's `block_all` (502).
 CASES["external_loopback"] = proxy(
     _CLIENT,
     outbound=tuple(
         s if ir.is_http(s.protocol) else dataclasses.replace(s, tcp_bind=("127.0.10.1", 20000 + i))
         for i, s in enumerate(_external(ir.LOOPBACK))
     ),
+    outbound_policy="REGISTRY_ONLY",
 )

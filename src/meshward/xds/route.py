@@ -4,8 +4,10 @@ VirtualService http routes as Envoy routes (sidecars and gateways).
 Called by translate.py (outbound, served over RDS), listener.py (inbound, inline in the
 inbound HTTP connection manager; netns per-VIP outbound routes) and gateway.py (a gateway's
 virtual hosts). One virtual host per HTTP mesh service port, named `<fqdn>:<port>`, matching
-the Host values the model decided; a Host no virtual host matches gets Envoy's own 404 (no
-catch-all: an unknown name must not reach anything).
+the Host values the model decided. A Host no virtual host matches: under REGISTRY_ONLY the
+catch-all virtual host `block_all` answers 502 itself (Istio's BlackHole route: a direct
+response, nothing is dialled); under ALLOW_ANY it gets Envoy's own 404 — loopback mode's
+proxy has no original destination to pass an unknown name through to (docs/egress.md).
 
 A service port that a `mesh`-bound VirtualService routes (`OutboundService.vs_routes`) gets
 that VirtualService's routes instead of the single route to its cluster; a request no route
@@ -28,6 +30,9 @@ from meshward.model import ir
 from meshward.xds import jwt_authn
 
 OUTBOUND_HTTP_ROUTE = "outbound_http"
+# Istio's names (pilot networking util): the REGISTRY_ONLY catch-all virtual host and route.
+BLOCK_ALL = "block_all"
+BLOCKED_STATUS = 502
 _DUPLICATE_DOMAIN = "MW0301"
 
 
@@ -71,12 +76,24 @@ def claims_routed(routes: Iterable[ir.GatewayRoute]) -> bool:
     return any(networking.matches_claims(m) for r in routes for m in r.matches)
 
 
+def block_all_host() -> route_components_pb2.VirtualHost:
+    """REGISTRY_ONLY's catch-all: every Host no service claims gets 502 from the sidecar
+    (Istio: virtual host and route `block_all`, a direct response — the access log's `route`
+    says `block_all`, `details` `direct_response`)."""
+    host = route_components_pb2.VirtualHost(name=BLOCK_ALL, domains=["*"])
+    blocked = host.routes.add(name=BLOCK_ALL)
+    blocked.match.prefix = "/"
+    blocked.direct_response.status = BLOCKED_STATUS
+    return host
+
+
 def outbound_http_routes(
-    services: Iterable[ir.OutboundService],
+    services: Iterable[ir.OutboundService], policy: ir.OutboundPolicy = "ALLOW_ANY"
 ) -> tuple[route_pb2.RouteConfiguration, tuple[Diagnostic, ...]]:
     """The `outbound_http` route config for the HTTP-family services, plus a diagnostic for
     every domain dropped because an earlier virtual host already claims it (Envoy rejects
-    the whole RouteConfiguration when two virtual hosts share a domain)."""
+    the whole RouteConfiguration when two virtual hosts share a domain). Under `policy`
+    REGISTRY_ONLY, `block_all_host` catches every other Host."""
     config = route_pb2.RouteConfiguration(name=OUTBOUND_HTTP_ROUTE)
     diagnostics: list[Diagnostic] = []
     claimed: dict[str, str] = {}
@@ -103,6 +120,9 @@ def outbound_http_routes(
             domains.append(domain)
         if domains:  # Envoy requires at least one domain per virtual host
             config.virtual_hosts.append(_service_host(service, domains))
+    if policy == "REGISTRY_ONLY":
+        # Envoy matches exact domains before the `*` wildcard, whatever the order.
+        config.virtual_hosts.append(block_all_host())
     return config, tuple(diagnostics)
 
 

@@ -100,13 +100,24 @@ def _encoded_cluster(service: ir.OutboundService) -> snapshot.Encoded:
     return snapshot.encode(cluster.outbound_cluster(service))
 
 
-def _http_services(outbound: Sequence[ir.OutboundService]) -> tuple[ir.OutboundService, ...]:
+_Http = tuple[ir.OutboundService, ...]
+
+
+def _http_services(outbound: Sequence[ir.OutboundService]) -> _Http:
     return tuple(s for s in outbound if ir.is_http(s.protocol))
 
 
-def _encoded_routes(http: tuple[ir.OutboundService, ...]) -> _Routes:
-    config, diagnostics = route.outbound_http_routes(http)
-    return snapshot.encode(config), diagnostics
+_RoutesMemo = _Memo[Sequence[ir.OutboundService], _Http, _Routes]
+
+
+def _routes_memo(policy: ir.OutboundPolicy) -> _RoutesMemo:
+    """The `outbound_http` route configs under `policy`, by the HTTP services they route."""
+
+    def make(http: _Http) -> _Routes:
+        config, diagnostics = route.outbound_http_routes(http, policy)
+        return snapshot.encode(config), diagnostics
+
+    return _Memo(make, _http_services)
 
 
 class SharedResources:
@@ -122,8 +133,11 @@ class SharedResources:
     def __init__(self) -> None:
         self.cluster: _Memo[ir.OutboundService, ir.OutboundService, snapshot.Encoded]
         self.cluster = _Memo(_encoded_cluster, _cluster_input)
-        self.routes: _Memo[Sequence[ir.OutboundService], tuple[ir.OutboundService, ...], _Routes]
-        self.routes = _Memo(_encoded_routes, _http_services)
+        # One memo per outbound policy: proxies with different policies (a Sidecar's) may
+        # share one outbound tuple, and the memo's first lookup is by the tuple's identity.
+        self.routes: dict[ir.OutboundPolicy, _RoutesMemo] = {
+            policy: _routes_memo(policy) for policy in ("ALLOW_ANY", "REGISTRY_ONLY")
+        }
         self._unique: dict[int, tuple[Sequence[ir.OutboundService], bool]] = {}
         self._clusters: dict[int, tuple[Sequence[ir.OutboundService], list[snapshot.Encoded]]]
         self._clusters = {}
@@ -146,7 +160,8 @@ class SharedResources:
     def sweep(self) -> None:
         """Keep only the resources used since the previous sweep."""
         self.cluster.sweep()
-        self.routes.sweep()
+        for memo in self.routes.values():
+            memo.sweep()
         self._unique = {}
         self._clusters = {}
 
@@ -222,7 +237,7 @@ def translate(proxy: ir.ProxyModel, shared: SharedResources | None = None) -> Tr
         snapshot.encode(cluster.inbound_cluster(port, proxy.pod)) for port in proxy.inbound
     ]
     clusters.extend(shared.clusters(outbound))
-    routes, route_diagnostics = shared.routes(outbound)
+    routes, route_diagnostics = shared.routes[proxy.outbound_policy](outbound)
     diagnostics.extend(route_diagnostics)
     return Translation(
         snapshot=snapshot.make_snapshot(listeners=listeners, clusters=clusters, routes=[routes]),
