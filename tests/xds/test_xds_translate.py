@@ -3,6 +3,7 @@ directly (chains per mTLS mode, TLS sockets per endpoint mix, dropped resources)
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -241,6 +242,43 @@ def test_outbound_policy_decides_the_catch_all_of_shared_routes(
                 {"name": "block_all", "match": {"prefix": "/"}, "directResponse": {"status": 502}}
             ],
         }
+
+
+def _sni_entry(host: str, port: int, vip: str = "") -> ir.OutboundService:
+    upstream = ir.ExternalUpstream("ServiceEntry default/e", "NONE", "MESH_EXTERNAL", (), True)
+    return dataclasses.replace(xds_cases.service(host, port, "TCP", (), vip=vip), external=upstream)
+
+
+def test_tls_inspector_runs_only_on_sni_routed_ports() -> None:
+    # One SNI-routed port (the two-port form is in the external_captured golden); an entry
+    # TLS port with an address is matched by address, so it needs no inspector.
+    client = xds_cases.pod("c", "127.0.10.1", "127.0.10.2")
+    outbound = (_sni_entry("*.tls.example", 443), _sni_entry("vip.example", 8443, "198.18.255.3"))
+    proxy = xds_cases.proxy(client, outbound=outbound, capture=True)
+    virtual = _listener(proxy, "virtualOutbound")
+    filters = [json_format.MessageToDict(f) for f in virtual.listener_filters]
+    assert [f["name"] for f in filters] == [
+        "envoy.filters.listener.original_dst",
+        "envoy.filters.listener.tls_inspector",
+    ]
+    assert filters[1]["filterDisabled"] == {
+        "notMatch": {"destinationPortRange": {"start": 443, "end": 444}}
+    }
+    assert [
+        (c.name, json_format.MessageToDict(c.filter_chain_match)) for c in virtual.filter_chains
+    ] == [
+        (
+            "outbound|443||*.tls.example",
+            {"destinationPort": 443, "serverNames": ["*.tls.example"], "transportProtocol": "tls"},
+        ),
+        (
+            "outbound|8443||vip.example",
+            {
+                "destinationPort": 8443,
+                "prefixRanges": [{"addressPrefix": "198.18.255.3", "prefixLen": 32}],
+            },
+        ),
+    ]
 
 
 def test_listener_address_clash_drops_the_later_listener() -> None:

@@ -308,7 +308,8 @@ CASES: dict[str, ir.ProxyModel] = {
 }
 
 # ServiceEntries (model/service_entries.py) as a sidecar sees them, from real YAML: STATIC HTTP
-# by Host, DNS TCP on a CIDR, NONE TLS (ORIGINAL_DST) — captured under REGISTRY_ONLY, and
+# by Host, DNS TCP on a CIDR, DNS TLS, NONE TLS on a wildcard host (no VIP: SNI chains on
+# two ports, ORIGINAL_DST) — captured under REGISTRY_ONLY, and
 # through loopback mode's HTTP proxy and local TCP ports (REGISTRY_ONLY too).
 SERVICE_ENTRIES = """\
 apiVersion: networking.istio.io/v1
@@ -338,6 +339,14 @@ spec:
   hosts: [bank.example, api.bank.example]
   ports: [{number: 443, name: tls, protocol: TLS}]
   resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wildcard, namespace: default}
+spec:
+  hosts: ["*.tls.example"]
+  ports: [{number: 443, name: tls, protocol: TLS}, {number: 8443, name: https, protocol: HTTPS}]
+  resolution: NONE
 """
 
 

@@ -13,7 +13,9 @@ netns mode follows Istio's sidecar: iptables redirects inbound TCP to `virtualIn
 listener filter restores the destination the client dialled, and filter chains match on it.
 Inbound: the very chains of the per-port listener (one builder, two modes), each also
 matching its destination port; a port with no chain has no match and is closed. Outbound:
-one chain per service VIP:port; anything else takes the default chain to PassthroughCluster
+one chain per service VIP:port, and one per TLS port of a ServiceEntry host without an
+address (a wildcard such as `*.tls.example`: no VIP) matched by port and SNI — Istio's
+`server_names` chains; anything else takes the default chain to PassthroughCluster
 (ALLOW_ANY) or BlackHoleCluster (REGISTRY_ONLY) — Istio's `outboundTrafficPolicy`.
 """
 
@@ -251,18 +253,56 @@ def virtual_inbound_listener(proxy: ir.ProxyModel) -> listener_pb2.Listener:
     return listener
 
 
+def sni_routed(service: ir.OutboundService) -> bool:
+    """A ServiceEntry TLS/HTTPS port without an address to capture (a wildcard host, which
+    gets no VIP): captured traffic reaches it by destination port and SNI."""
+    return service.external is not None and service.external.tls_port and not service.vip
+
+
+def _sni_chain(service: ir.OutboundService) -> listener_components_pb2.FilterChain:
+    """Any destination address on the entry's port whose ClientHello names the host (Envoy
+    matches a `*.suffix` server name by suffix): the app's TLS, untouched, to the entry's
+    cluster (ORIGINAL_DST for resolution NONE: the address the app dialled)."""
+    chain = listener_components_pb2.FilterChain(name=service.cluster_name)
+    match = chain.filter_chain_match
+    match.destination_port.value = service.port
+    match.transport_protocol = "tls"
+    match.server_names.append(service.name)
+    chain.filters.append(tcp_proxy_filter(service.cluster_name, "outbound"))
+    return chain
+
+
+def _sni_inspector(ports: Sequence[int]) -> listener_components_pb2.ListenerFilter:
+    """tls_inspector on the SNI-routed ports only: elsewhere it would hold a connection
+    whose server speaks first (MySQL, SMTP) until the listener filter timeout."""
+    inspector = _tls_inspector()
+    sni_port = inspector.filter_disabled.not_match
+    ranges = [sni_port] if len(ports) == 1 else [sni_port.or_match.rules.add() for _ in ports]
+    for predicate, port in zip(ranges, ports, strict=True):
+        predicate.destination_port_range.start = port
+        predicate.destination_port_range.end = port + 1  # [start, end)
+    return inspector
+
+
 def virtual_outbound_listener(
     proxy: ir.ProxyModel, outbound: Sequence[ir.OutboundService]
 ) -> listener_pb2.Listener:
-    """`virtualOutbound` on 0.0.0.0:15001 (netns mode): one chain per service VIP:port, and
-    a default chain for every other destination by the outbound traffic policy."""
+    """`virtualOutbound` on 0.0.0.0:15001 (netns mode): one chain per service VIP:port, one
+    per SNI-routed entry port (`sni_routed`), and a default chain for every other destination
+    by the outbound traffic policy."""
     listener = listener_pb2.Listener(
         name=VIRTUAL_OUTBOUND,
         address=core.socket_address("0.0.0.0", ir.VIRTUAL_OUTBOUND_PORT),
         traffic_direction=base_pb2.OUTBOUND,
     )
     listener.listener_filters.append(_original_dst())
+    sni_ports = sorted({s.port for s in outbound if sni_routed(s)})
+    if sni_ports:
+        listener.listener_filters.append(_sni_inspector(sni_ports))
     for service in outbound:
+        if sni_routed(service):
+            listener.filter_chains.append(_sni_chain(service))
+            continue
         if not service.vip:
             continue
         chain = listener.filter_chains.add(name=service.cluster_name)
