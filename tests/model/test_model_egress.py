@@ -9,8 +9,8 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 from meshward.config import load_text
 from meshward.diagnostics import Diagnostic
-from meshward.model import allocate, build, ir, replicas
-from meshward.xds import cluster
+from meshward.model import allocate, build, ir, replicas, service_entries
+from meshward.xds import cluster, listener
 
 _MESH = """\
 apiVersion: meshward.io/v1alpha1
@@ -150,6 +150,26 @@ def test_external_upstreams_and_netns_names() -> None:
         ir.ExternalHost("front", "api.weather.example", "198.18.255.3"),
         ir.ExternalHost("front", "private.example", "240.0.0.9", ("front",)),
     )
+
+
+def test_resolution_none_without_an_address_gets_no_vip() -> None:
+    # Istio's autoAllocateIPs skips NONE: the upstream is the address the app dialled, so a
+    # VIP would be dialled and lead nowhere. Its TLS port is matched by SNI instead.
+    entry = (
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+        "metadata: {name: open, namespace: front}\n"
+        "spec: {hosts: [open.example], ports: [{number: 443, name: tls, protocol: TLS}], "
+        "resolution: NONE}\n"
+    )
+    config = load_text(entry, "open.yaml")
+    assert service_entries.auto_allocated(config.service_entries) == []
+    # Even with a VIP on record (a runner from before), the entry does not use it.
+    network = ir.Network("netns", ((("front", "open.example"), "198.18.255.7"),))
+    model = _model(entry, network)
+    web = next(p for p in model.proxies if p.pod.key.workload == "web")
+    found = next(s for s in web.outbound if s.name == "open.example")
+    assert (found.vip, listener.sni_routed(found)) == ("", True)
+    assert [h.host for h in model.external_hosts] == ["private.example"]
 
 
 def test_none_resolution_has_no_endpoints_in_loopback_mode() -> None:

@@ -1,8 +1,9 @@
 """SNI-matched chains for a TLS ServiceEntry without an address, in netns mode, on the wire:
 `*.tls.example` (port 443, TLS, resolution NONE) has no VIP, so the client's sidecar matches
 captured connections on port 443 by the ClientHello's server name (Istio's `server_names`
-chains) and sends a match on to the address the app dialled. Under REGISTRY_ONLY a name
-under tls.example passes, and the outside server sees the app's own TLS from the pod's
+chains) and sends a match on to the address the app dialled; so does `pay.example` (NONE, no
+address: Istio allocates no VIP for NONE). Under REGISTRY_ONLY a name under tls.example or
+pay.example passes, and the outside server sees the app's own TLS from the pod's
 address; another name, the bare `tls.example` (a wildcard needs a label before the suffix)
 and plaintext go to BlackHoleCluster.
 
@@ -60,19 +61,22 @@ def _logged(mesh: Mesh, before: int) -> tuple[str, str | None]:
     return found[before]["upstream_cluster"], found[before]["upstream_host"]
 
 
-def test_a_name_under_the_wildcard_reaches_the_dialled_address(mesh: Mesh) -> None:
+@pytest.mark.parametrize(
+    ("name", "entry"), [("api.tls.example", "*.tls.example"), ("pay.example", "pay.example")]
+)
+def test_a_registered_name_reaches_the_dialled_address(mesh: Mesh, name: str, entry: str) -> None:
     before = len(_to_server(mesh))
-    result = _https(mesh, "api.tls.example")
+    result = _https(mesh, name)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
     assert {k: seen[k] for k in ("listener", "tls_version", "sni", "path", "peer")} == {
         "listener": "https",
         "tls_version": "TLSv1.3",  # the app's own TLS, end to end
-        "sni": "api.tls.example",
+        "sni": name,
         "path": "/sni",
         "peer": mesh.pod("client", "front").pod_ip,
     }
-    assert _logged(mesh, before) == ("outbound|443||*.tls.example", f"{SERVER}:443")
+    assert _logged(mesh, before) == (f"outbound|443||{entry}", f"{SERVER}:443")
 
 
 @pytest.mark.parametrize("name", ["other.example", "tls.example"])

@@ -14,8 +14,11 @@ by model/proxies.py (`Registry.outbound`, per caller namespace). Semantics follo
 - HTTP ports are routed by Host (`host` and `host:port`, the port-less form on port 80 or the
   entry's lowest HTTP port, as for Services); TCP/TLS ports by address and port;
 - in netns mode a host resolves in pods to the entry's first IP address, else to a VIP the
-  runner allocates for it (Istio's DNS auto-allocation); a CIDR address is captured as a
-  whole range (`OutboundService.vip` holds it) and gives no name;
+  runner allocates for it (Istio's DNS auto-allocation) — never for a wildcard, nor for
+  resolution NONE, whose upstream is the address the app dialled (a VIP would be dialled and
+  lead nowhere; Istio's `autoAllocateIPs` skips both); a CIDR address is captured as a whole
+  range (`OutboundService.vip` holds it) and gives no name; a TLS port without an address is
+  matched by SNI (xds/listener.py `sni_routed`);
 - MESH_EXTERNAL: no Istio mTLS is originated; the app's own bytes leave unchanged.
 """
 
@@ -42,6 +45,12 @@ def _single_ip(entry: ServiceEntry) -> str:
     return next((a for a in entry.addresses if "/" not in a), "")
 
 
+def _allocated(entry: ServiceEntry, host: str) -> bool:
+    """Whether `host` of `entry` gets an auto-allocated VIP when the entry has no address:
+    never a wildcard, never resolution NONE (module docstring)."""
+    return not host.startswith("*") and entry.resolution != "NONE"
+
+
 def hosts(entries: Sequence[ServiceEntry], network: ir.Network) -> tuple[ir.ExternalHost, ...]:
     """The names pods resolve (netns mode; loopback mode has no per-pod names)."""
     if network.mode != "netns":
@@ -51,7 +60,8 @@ def hosts(entries: Sequence[ServiceEntry], network: ir.Network) -> tuple[ir.Exte
         for host in entry.hosts:
             if host.startswith("*"):
                 continue  # a wildcard is no name a hosts file can hold
-            vip = _single_ip(entry) or network.vip(entry.meta.namespace, host)
+            allocated = network.vip(entry.meta.namespace, host) if _allocated(entry, host) else ""
+            vip = _single_ip(entry) or allocated
             if vip:
                 found.append(ir.ExternalHost(entry.meta.namespace, host, vip, export_to(entry)))
     return tuple(found)
@@ -59,13 +69,13 @@ def hosts(entries: Sequence[ServiceEntry], network: ir.Network) -> tuple[ir.Exte
 
 def auto_allocated(entries: Sequence[ServiceEntry]) -> list[tuple[str, str]]:
     """The (namespace, host) pairs that need a VIP from the runner: hosts of entries without
-    an address of their own (Istio's auto-allocation), wildcards excepted."""
+    an address of their own (Istio's auto-allocation), wildcards and NONE excepted."""
     return [
         (entry.meta.namespace, host)
         for entry in entries
         if not _single_ip(entry)
         for host in entry.hosts
-        if not host.startswith("*")
+        if _allocated(entry, host)
     ]
 
 
@@ -96,7 +106,7 @@ def _vip(entry: ServiceEntry, host: str, network: ir.Network) -> str:
         return ""
     if entry.addresses:
         return entry.addresses[0]
-    return "" if host.startswith("*") else network.vip(entry.meta.namespace, host)
+    return network.vip(entry.meta.namespace, host) if _allocated(entry, host) else ""
 
 
 class Registry:
