@@ -183,7 +183,8 @@ def test_gateway_references_are_normalised() -> None:
         ("gateway: ingress", []),
         ("gateway: ingress\n  command: [python]", ["MW0187"]),
         ("gateway: ingress\n  sidecar: false", ["MW0187"]),
-        ("gateway: egress", ["MW0107", "MW0109"]),
+        ("gateway: egress", []),
+        ("gateway: sideways", ["MW0107", "MW0109"]),
     ],
 )
 def test_gateway_workload(spec: str, codes: list[str]) -> None:

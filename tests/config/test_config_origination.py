@@ -146,3 +146,22 @@ def test_insecure_origination_is_kept_with_a_warning() -> None:
     assert [(d.code, d.level.value) for d in result.diagnostics] == [("MW0129", "warning")]
     (rule,) = result.destination_rules
     assert rule.tls == ClientTls("SIMPLE", insecure_skip_verify=True)
+
+
+def test_istio_mutual_keeps_its_sni_at_rule_and_port_level() -> None:
+    # Istio's egress gateway tasks: the sidecar's mTLS to the gateway names the external host.
+    text = DR + "      {mode: ISTIO_MUTUAL, sni: api.maps.example}\n"
+    text += (
+        "    portLevelSettings:\n"
+        "    - port: {number: 8443}\n      tls: {mode: ISTIO_MUTUAL, sni: bank.example}\n"
+        "    - port: {number: 9443}\n      tls: {mode: ISTIO_MUTUAL}\n"
+    )
+    result = load_text(text, "t.yaml")
+    assert result.diagnostics == ()
+    (rule,) = result.destination_rules
+    assert (rule.tls_mode, rule.tls, rule.mtls_sni, rule.port_mtls_sni) == (
+        "ISTIO_MUTUAL",
+        None,
+        "api.maps.example",
+        ((8443, "bank.example"),),
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,10 +43,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def netns_mesh(root: Path, source: Path, pool: str) -> Iterator[Mesh]:
+def netns_mesh(
+    root: Path, source: Path, pool: str, *, before: Callable[[Mesh], None] | None = None
+) -> Iterator[Mesh]:
     """`up --network netns` of `source` in `root`; yields the mesh, then brings it down and
-    checks that nothing with its prefix is left (a module fixture's body)."""
+    checks that nothing with its prefix is left (a module fixture's body). `before` runs
+    first, against the state directory (e.g. `secret create`)."""
     running = Mesh(StateDir(root / "state"), pool)
+    if before is not None:
+        before(running)
     result = running.cli(
         *("up", str(source), "--detach", "--network", "netns"),
         *("--address-pool", pool, "--timeout", "60"),

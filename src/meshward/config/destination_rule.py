@@ -73,6 +73,8 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> DestinationRule | None:
         selector,
         tls if tls is not None and tls.mode in ORIGINATING_MODES else None,
         tuple((port, t) for port, t in port_level if t.mode in ORIGINATING_MODES),
+        tls.sni if tls is not None and tls.mode == "ISTIO_MUTUAL" else "",
+        tuple((port, t.sni) for port, t in port_level if t.mode == "ISTIO_MUTUAL" and t.sni),
     )
 
 
@@ -84,7 +86,10 @@ def _tls(policy: Fields) -> ClientTls | None:
     written = tls.choice("mode", TLS_MODES)
     mode: ClientTlsMode = next((m for m in TLS_MODES if m == written), "DISABLE")
     if mode not in ORIGINATING_MODES:
-        for key in _TLS_SECURITY_FIELDS + ("sni",):
+        # ISTIO_MUTUAL keeps `sni`: the name an egress gateway's ISTIO_MUTUAL server matches
+        # (Istio's egress gateway tasks); everything else belongs to SIMPLE/MUTUAL.
+        sni = tls.string("sni") if mode == "ISTIO_MUTUAL" else None
+        for key in _TLS_SECURITY_FIELDS + (() if mode == "ISTIO_MUTUAL" else ("sni",)):
             if tls.take(key) is not None:
                 tls.disallow(
                     key,
@@ -93,7 +98,7 @@ def _tls(policy: Fields) -> ClientTls | None:
                     code="MW0125",
                 )
         tls.finish()
-        return ClientTls(mode)
+        return ClientTls(mode, sni=sni or "")
     settings = ClientTls(
         mode,
         ca_certificates=tls.string("caCertificates") or "",

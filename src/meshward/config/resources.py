@@ -21,7 +21,7 @@ Labels = tuple[tuple[str, str], ...]
 MtlsMode = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
 OutboundPolicy = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
 ClientTlsMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]
-GatewayRole = Literal["", "ingress"]
+GatewayRole = Literal["", "ingress", "egress"]
 
 
 def labels(mapping: Mapping[str, str]) -> Labels:
@@ -88,9 +88,9 @@ class Workload:
     """`meshward.io/v1alpha1` Workload: an app process (per replica) and its sidecar.
 
     `sidecar=False` is a legacy workload outside the mesh: no identity, no proxy.
-    `gateway="ingress"` makes it a gateway pod: a standalone Envoy with the workload's
-    identity, programmed by the Gateways that select its labels, and no app process
-    (`command` is ()).
+    `gateway="ingress"` (or `"egress"`) makes it a gateway pod: a standalone Envoy with the
+    workload's identity, programmed by the Gateways that select its labels, and no app
+    process (`command` is ()).
     `outside=True` is not a pod of the mesh at all: a host on the outside network (netns
     mode; docs/netns.md) such as an external API or a legacy client, with no sidecar, no
     service VIPs and no place in the model — for examples of ingress and egress.
@@ -228,6 +228,9 @@ class DestinationRule:
     workload_selector: Labels | None
     tls: ClientTls | None = None
     port_tls: tuple[tuple[int, ClientTls], ...] = ()
+    # ISTIO_MUTUAL's `sni` (rule level, and per port where the port's mode is ISTIO_MUTUAL).
+    mtls_sni: str = ""
+    port_mtls_sni: tuple[tuple[int, str], ...] = ()
 
 
 AuthzAction = Literal["ALLOW", "DENY", "AUDIT", "CUSTOM"]

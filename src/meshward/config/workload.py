@@ -4,9 +4,10 @@ Called by `meshward.config.kind` for each Workload document. A Workload is meshw
 stand-in for a Kubernetes Deployment: the app's command line (Kubernetes container `command`,
 `args`, `env`, with `$(VAR)` expansion left to the runner), its ports (`containerPort`s), the
 service account its SPIFFE identity is issued for, and how many replicas to run.
-`gateway: ingress` makes the workload an ingress gateway pod (docs: README "Ingress"): an
-Envoy with the workload's identity and no app, programmed by the Gateways selecting it.
-service account its SPIFFE identity is issued for, and how many replicas to run. `outside:
+`gateway: ingress` or `gateway: egress` makes the workload a gateway pod (docs: README
+"Ingress", docs/egress.md): an Envoy with the workload's identity and no app, programmed by
+the Gateways selecting it; the two roles are built alike, the name says which way traffic
+goes (an egress gateway's routes lead to ServiceEntry hosts). `outside:
 true` puts it on the outside network instead of in the mesh (no sidecar; MW0151 if one is
 asked for).
 """
@@ -29,7 +30,7 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> Workload | None:
     if replicas is not None and not 1 <= replicas <= MAX_REPLICAS:
         spec.disallow("replicas", f"replicas {replicas} is outside 1-{MAX_REPLICAS}")
     sidecar = spec.boolean("sidecar")
-    gateway = spec.choice("gateway", ("ingress",))
+    gateway = spec.choice("gateway", ("ingress", "egress"))
     outside = spec.boolean("outside")
     if outside and gateway is not None:
         spec.disallow(
@@ -60,7 +61,7 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> Workload | None:
         env=env,
         replicas=1 if replicas is None else replicas,
         sidecar=not outside if sidecar is None else sidecar,
-        gateway="ingress" if gateway == "ingress" else "",
+        gateway="ingress" if gateway == "ingress" else "egress" if gateway == "egress" else "",
         outside=bool(outside),
     )
 

@@ -362,7 +362,7 @@ CATALOG: dict[str, Code] = _table(
         "MW0260",
         W,
         "Gateway selector matches no gateway workload",
-        fix="label a Workload that has `gateway: ingress` with the selector's labels",
+        fix="label a Workload that has `gateway: ingress` (or `egress`) with the selector's labels",
     ),
     Code(
         "MW0261",
@@ -373,8 +373,9 @@ CATALOG: dict[str, Code] = _table(
     Code(
         "MW0262",
         W,
-        "route destination is not a service port of the mesh; route dropped",
-        fix="use a Service host (name, name.ns or FQDN) and one of its ports",
+        "route destination is not a port of a mesh service or a ServiceEntry host; dropped",
+        fix="use a Service host (name, name.ns or FQDN) or a ServiceEntry host the routing "
+        "proxy sees (exportTo), and one of its ports",
     ),
     Code(
         "MW0263",
@@ -446,6 +447,12 @@ CATALOG: dict[str, Code] = _table(
         W,
         "one workload's CUSTOM policies name several providers; all of them deny",
         fix="use one provider per workload (Istio's rule), e.g. by narrowing the selectors",
+    ),
+    Code(
+        "MW0274",
+        W,
+        "a Service port targets a gateway pod port where no Gateway server listens",
+        fix="make the Service's targetPort a Gateway server port of the gateway it selects",
     ),
     # --- MW03xx xds ------------------------------------------------------------------------
     Code("MW0301", W, "HTTP Host already routed to another service of this proxy; dropped"),

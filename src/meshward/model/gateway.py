@@ -1,4 +1,4 @@
-"""Ingress gateways: the GatewayModel of every gateway pod, from Gateways and VirtualServices.
+"""Gateways (ingress and egress): each gateway pod's GatewayModel, from Gateways and VSs.
 
 Called by `meshward.model.mesh.build`. Follows Istio (pilot/pkg/networking/core/gateway.go
 and the Gateway / VirtualService reference):
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from meshward.config import networking
 from meshward.config.networking import Gateway, VirtualService
 from meshward.config.resources import MeshConfig, Meta, selector_matches
-from meshward.diagnostics import Diagnostic
-from meshward.model import authz, ir
+from meshward.diagnostics import Diagnostic, Level, Location
+from meshward.model import authz, ir, service_entries
 from meshward.model.authorization import NO_AUTHZ
 from meshward.model.finding import finding
 
@@ -49,6 +49,19 @@ class RouteContext:
     policies: authz.AuthzIndex | None
     findings: list[Diagnostic] = field(default_factory=list)
     reported: set[tuple[str, str, str]] = field(default_factory=set)
+    # ServiceEntry hosts are destinations too (an egress gateway's way out), as the proxy
+    # that routes sees them: `viewer` is its namespace (a gateway pod's; at sidecars the
+    # VirtualService's), `registry` what each namespace sees (exportTo).
+    registry: service_entries.Registry | None = None
+    viewer: str = ""
+
+    def external_ports(self, host: str) -> tuple[int, ...]:
+        """The ports of ServiceEntry host `host` visible in `viewer`'s namespace, sorted."""
+        if self.registry is None:
+            return ()
+        return tuple(
+            sorted({s.port for s in self.registry.outbound(self.viewer) if s.name == host})
+        )
 
     def report(self, code: str, meta: Meta, path: str, message: str) -> None:
         key = (code, meta.ref, path)
@@ -80,6 +93,7 @@ def build(
     virtual_services: Sequence[VirtualService],
     mesh: MeshConfig,
     policies: authz.AuthzIndex | None,
+    registry: service_entries.Registry | None = None,
 ) -> tuple[tuple[ir.ProxyModel, ...], tuple[Diagnostic, ...]]:
     """`proxies` with a GatewayModel on every gateway pod, and the findings (MW026x)."""
     context = RouteContext(
@@ -87,22 +101,25 @@ def build(
         services={(s.namespace, s.name): s for s in services},
         virtual_services=sorted(virtual_services, key=lambda v: v.meta.order),
         policies=policies,
+        registry=registry,
     )
     result = []
     for proxy in proxies:
         if proxy.pod.gateway:
+            context.viewer = proxy.pod.key.namespace
             model = _gateway_model(proxy.pod, context, mesh.num_trusted_proxies)
             result.append(dataclasses.replace(proxy, gateway=model))
         else:
             result.append(proxy)
     gateway_pods = [p.pod for p in proxies if p.pod.gateway]
+    _check_service_ports(services, gateway_pods, context.gateways, context)
     for gw in context.gateways:
         if not any(selector_matches(gw.selector, pod.labels) for pod in gateway_pods):
             context.report(
                 "MW0260",
                 gw.meta,
                 "spec.selector",
-                f"no Workload with `gateway: ingress` has labels {dict(gw.selector)}",
+                f"no gateway Workload (`gateway: ingress|egress`) has labels {dict(gw.selector)}",
             )
     known = {f"{g.meta.namespace}/{g.meta.name}" for g in gateways}
     for vs in context.virtual_services:
@@ -111,6 +128,35 @@ def build(
                 context.report("MW0261", vs.meta, f"spec.gateways[{i}]", f"no Gateway {ref}")
         _check_kinds(vs, context)
     return tuple(result), tuple(context.findings)
+
+
+def _check_service_ports(
+    services: Sequence[ir.Service],
+    pods: Sequence[ir.Pod],
+    gateways: Sequence[Gateway],
+    context: RouteContext,
+) -> None:
+    """MW0274 when a Service sends a port to a gateway pod where no Gateway server listens
+    (callers through it would get a refused connection)."""
+    listening = listen_ports(pods, gateways)
+    for service in services:
+        for pod_key in service.pods:
+            ports = listening.get(pod_key)
+            if ports is None:
+                continue  # not a gateway pod
+            for port in service.ports:
+                if port.target_port not in ports:
+                    context.findings.append(
+                        Diagnostic(
+                            code="MW0274",
+                            level=Level.WARNING,
+                            resource=f"Service {service.namespace}/{service.name}",
+                            location=Location(field=f"spec.ports[port {port.port}]"),
+                            message=f"targets port {port.target_port} of gateway pod "
+                            f"{pod_key.namespace}/{pod_key.workload}-{pod_key.replica}, where no "
+                            f"Gateway server listens (it listens on {sorted(ports)})",
+                        )
+                    )
 
 
 def _check_kinds(vs: VirtualService, context: RouteContext) -> None:
@@ -137,7 +183,7 @@ def _check_kinds(vs: VirtualService, context: RouteContext) -> None:
     for key, routes, wanted in (
         ("http", vs.http, {"HTTP", "HTTPS"}),
         ("tls", vs.tls, {"PASSTHROUGH"}),
-        ("tcp", vs.tcp, {"TCP"}),
+        ("tcp", vs.tcp, {"TCP", "TLS"}),
     ):
         if routes and not families & wanted:
             context.report(
@@ -184,7 +230,9 @@ def _family(server: networking.GatewayServer) -> str:
     if server.protocol == "HTTPS":
         return "HTTPS"
     if server.protocol == "TLS" and server.tls is not None:
-        return "PASSTHROUGH" if server.tls.mode == "PASSTHROUGH" else "HTTPS"
+        # Istio: a TLS server that terminates (SIMPLE, MUTUAL, ISTIO_MUTUAL) forwards the
+        # bytes inside by its tcp routes; only PASSTHROUGH reads `tls` (SNI) routes.
+        return "PASSTHROUGH" if server.tls.mode == "PASSTHROUGH" else "TLS"
     return "TCP"
 
 
@@ -197,8 +245,8 @@ def _chains(
     kept: list[tuple[Gateway, int, networking.GatewayServer]] = []
     for gw, index, server in servers:
         family = _family(server)
-        # HTTPS and PASSTHROUGH servers share a port by SNI (both TLS); HTTP and TCP do not.
-        tls_pair = {family, first_family} <= {"HTTPS", "PASSTHROUGH"}
+        # TLS servers (HTTPS, TLS, PASSTHROUGH) share a port by SNI; HTTP and TCP do not.
+        tls_pair = {family, first_family} <= {"HTTPS", "TLS", "PASSTHROUGH"}
         if family != first_family and not tls_pair:
             context.report(
                 "MW0263",
@@ -230,6 +278,19 @@ def _chains(
             )
         elif family == "PASSTHROUGH":
             chains.extend(_passthrough(gw, index, server, port, context))
+        elif family == "TLS":
+            assert server.tls is not None
+            clusters = _tcp_clusters(gw, index, port, context, server)
+            if clusters:
+                chains.append(
+                    ir.GatewayChain(
+                        name=f"tls|{port}|{name}",
+                        kind="TERMINATE_TCP",
+                        server_names=_server_names(server),
+                        tls=server_tls(server.tls),
+                        clusters=clusters,
+                    )
+                )
         else:
             clusters = _tcp_clusters(gw, index, port, context)
             if clusters:
@@ -367,23 +428,30 @@ def resolve(
     path: str,
     context: RouteContext,
 ) -> tuple[tuple[str, int], ...]:
-    """The (cluster, weight) of each destination; () and MW0262 if one is not a mesh
-    service port (gateways and sidecars alike)."""
+    """The (cluster, weight) of each destination; () and MW0262 if one is neither a mesh
+    service port nor a port of a ServiceEntry host the routing proxy sees (gateways and
+    sidecars alike)."""
     clusters = []
     for j, target in enumerate(route):
-        service = service_of(target.destination.host, vs.meta.namespace, context)
+        host = target.destination.host
+        service = service_of(host, vs.meta.namespace, context)
+        fqdn, ports = (
+            (service.fqdn, tuple(p.port for p in service.ports))
+            if service is not None
+            else (host, context.external_ports(host))
+        )
         port = target.destination.port
-        if service is not None and port is None and len(service.ports) == 1:
-            port = service.ports[0].port
-        if service is None or port not in {p.port for p in service.ports}:
+        if port is None and len(ports) == 1:
+            port = ports[0]
+        if port not in ports:
             context.report(
                 "MW0262",
                 vs.meta,
                 f"{path}.route[{j}].destination",
-                f"{target.destination.host}:{port or '?'} is not a service port of the mesh",
+                f"{host}:{port or '?'} is not a port of a mesh service or a ServiceEntry host",
             )
             return ()
-        clusters.append((f"outbound|{port}||{service.fqdn}", target.weight or 100))
+        clusters.append((f"outbound|{port}||{fqdn}", target.weight or 100))
     return tuple(clusters)
 
 
@@ -440,10 +508,16 @@ def _passthrough(
 
 
 def _tcp_clusters(
-    gw: Gateway, index: int, port: int, context: RouteContext
+    gw: Gateway,
+    index: int,
+    port: int,
+    context: RouteContext,
+    server: networking.GatewayServer | None = None,
 ) -> tuple[tuple[str, int], ...]:
+    """The first applicable tcp route's destinations; with `server` (a terminating TLS
+    server, one chain per SNI) only VirtualServices for one of its hosts count."""
     for vs in context.virtual_services:
-        if not _bound(vs, gw):
+        if not _bound(vs, gw) or (server is not None and not _domains(gw, server, vs)):
             continue
         for i, route in enumerate(vs.tcp):
             if route.matches and not _applies(route.matches, gw, port):

@@ -86,7 +86,7 @@ class Pod:
     identity: SpiffeId | None  # None for a legacy workload (sidecar: false)
     address: PodAddress
     ports: tuple[PodPort, ...]
-    gateway: GatewayRole = ""  # "ingress": a gateway pod (its Envoy alone, no app)
+    gateway: GatewayRole = ""  # "ingress"/"egress": a gateway pod (its Envoy alone, no app)
 
     @property
     def has_sidecar(self) -> bool:
@@ -241,6 +241,12 @@ class OutboundService:
     route_jwt_rules: tuple[JwtRule, ...] = ()
     # A ServiceEntry port: `name` is then the entry's host, and the upstream is this.
     external: ExternalUpstream | None = None
+    # A TCP port a `mesh` VirtualService routes by `tls`/`tcp` routes: its (cluster, weight)
+    # destinations replace the port's own cluster (model/mesh_routes.py). None: no route.
+    tcp_routes: tuple[tuple[str, int], ...] | None = None
+    # DestinationRule ISTIO_MUTUAL with `sni`: the SNI of the mesh mTLS (e.g. the host an
+    # egress gateway's ISTIO_MUTUAL server matches); "" → Istio's outbound_.<port>_._.<fqdn>.
+    mtls_sni: str = ""
 
     @property
     def fqdn(self) -> str:
@@ -252,6 +258,11 @@ class OutboundService:
     def cluster_name(self) -> str:
         return f"outbound|{self.port}||{self.fqdn}"
 
+    @property
+    def stream_destinations(self) -> tuple[tuple[str, int], ...]:
+        """Where a TCP connection to this port goes: (cluster, weight), VirtualService first."""
+        return self.tcp_routes or ((self.cluster_name, 100),)
+
 
 CREDENTIAL_SDS_PREFIX = "credential/"  # SDS names of secret-store credentials (gateways)
 
@@ -262,7 +273,7 @@ def credential_sds_name(credential: str) -> str:
     return f"{CREDENTIAL_SDS_PREFIX}{credential}"
 
 
-GatewayChainKind = Literal["HTTP", "TERMINATE", "PASSTHROUGH", "TCP"]
+GatewayChainKind = Literal["HTTP", "TERMINATE", "TERMINATE_TCP", "PASSTHROUGH", "TCP"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +309,8 @@ class GatewayChain:
     """One filter chain of a gateway listener.
 
     HTTP: plaintext HCM over `virtual_hosts`. TERMINATE: TLS per `tls`, then the HCM.
+    TERMINATE_TCP (a `TLS` server that is not PASSTHROUGH): TLS per `tls`, then tcp_proxy to
+    `clusters` (the bytes inside — e.g. an app's own TLS wrapped in a sidecar's mTLS).
     PASSTHROUGH: SNI `server_names` → tcp_proxy to `clusters`, TLS untouched. TCP: plaintext
     tcp_proxy. `server_names` () matches any SNI (or none).
     """
@@ -322,7 +335,7 @@ class GatewayListener:
 
 @dataclass(frozen=True, slots=True)
 class GatewayModel:
-    """What makes a gateway pod's Envoy an ingress gateway, beyond its sidecar parts."""
+    """What makes a gateway pod's Envoy a gateway (ingress or egress), beyond its sidecar parts."""
 
     listeners: tuple[GatewayListener, ...]
     num_trusted_proxies: int = 0

@@ -66,6 +66,7 @@ def build(
         (p.name for p in mesh.extension_providers),
     )
     taken = gateway.listen_ports(ir_pods, config.gateways)
+    registry = service_entries.Registry(config.service_entries, network)
     sidecars = proxies.build(
         ir_pods,
         ir_services,
@@ -78,14 +79,14 @@ def build(
         taken,
         capture=network.mode == "netns",
         outbound_policy=mesh.outbound_traffic_policy,
-        registry=service_entries.Registry(config.service_entries, network),
+        registry=registry,
         sidecars=config.sidecars,
     )
     all_proxies, gateway_findings = gateway.build(
-        sidecars, ir_services, config.gateways, config.virtual_services, mesh, policies
+        sidecars, ir_services, config.gateways, config.virtual_services, mesh, policies, registry
     )
     all_proxies, route_findings = mesh_routes.build(
-        all_proxies, ir_services, config.virtual_services
+        all_proxies, ir_services, config.virtual_services, registry
     )
     model = ir.MeshModel(
         trust_domain=mesh.trust_domain,

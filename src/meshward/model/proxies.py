@@ -100,7 +100,7 @@ def _shared_outbound(
     caller: ir.Pod,
     services: Sequence[ir.Service],
     upstreams: upstream_tls.Upstreams,
-    interned: dict[tuple[str, str, int, str, str, bool], ir.OutboundService],
+    interned: dict[tuple[str, str, int, str, str, bool, str], ir.OutboundService],
 ) -> tuple[ir.OutboundService, ...]:
     # Everything but the TCP binds, for every caller of `caller`'s CallerClass: the rule
     # depends on the caller only through the class, the Host names only through whether it
@@ -118,6 +118,7 @@ def _shared_outbound(
                 decision.tls,
                 decision.source,
                 same_namespace,
+                decision.sni,
             )
             shared = interned.get(key)
             if shared is None:
@@ -137,6 +138,7 @@ def _shared_outbound(
                     tcp_bind=None,
                     vip=service.vip,
                     origination=_origination(rule, port.port, service.fqdn),
+                    mtls_sni=decision.sni,
                 )
             outbound.append(shared)
     return tuple(outbound)
@@ -208,7 +210,7 @@ def build(
     taken = taken or {}
     upstreams = upstream_tls.Upstreams({p.key: p for p in pods}, pa, rules)
     ordered = sorted(services, key=lambda s: (s.namespace, s.name))
-    interned: dict[tuple[str, str, int, str, str, bool], ir.OutboundService] = {}
+    interned: dict[tuple[str, str, int, str, str, bool, str], ir.OutboundService] = {}
     by_class: dict[upstream_tls.CallerClass, tuple[tuple[ir.OutboundService, ...], bool]] = {}
 
     scoped: dict[tuple[int, int], tuple[tuple[ir.OutboundService, ...], bool]] = {}
@@ -235,6 +237,8 @@ def build(
         return _outbound(caller, shared, tcp and not captured, taken.get(caller.key, frozenset()))
 
     def scope_of(pod: ir.Pod) -> Sidecar | None:
+        if pod.gateway:
+            return None  # a Sidecar scopes sidecars, never gateways (Istio)
         return sidecar_scope.select(sidecars, root_namespace, pod.key.namespace, pod.labels)
 
     return tuple(

@@ -88,6 +88,8 @@ def _diagnose(service: cfg.Service, workloads: Iterable[cfg.Workload]) -> list[D
         ]
     found: list[Diagnostic] = []
     for workload in selected:
+        if workload.gateway:
+            continue  # its ports are its Gateways' servers (model/gateway.py, MW0274)
         declared = {p.port for p in workload.ports}
         for port in service.ports:
             if port.target_port not in declared:

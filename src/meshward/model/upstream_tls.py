@@ -34,6 +34,7 @@ AUTO_SOURCE = "auto-mTLS"
 class TlsDecision:
     tls: ir.UpstreamTls
     source: str
+    sni: str = ""  # ISTIO_MUTUAL's `sni` when the rule gives one
 
 
 def resolve_host(host: str, namespace: str) -> str:
@@ -57,6 +58,13 @@ def host_matches(host: str, fqdn: str) -> bool:
     if host.startswith("*."):
         return fqdn.endswith(host[1:])
     return host == fqdn
+
+
+def covers(rule: DestinationRule, fqdn: str) -> bool:
+    """Does `rule`'s host name service `fqdn`? A dotted host is also taken as written:
+    `bank.example` is a ServiceEntry host (Istio expands only dot-less names), while
+    `name.ns` is a Service's short form."""
+    return host_matches(resolve_host(rule.host, rule.meta.namespace), fqdn) or rule.host == fqdn
 
 
 def _specificity(host: str) -> tuple[int, int]:
@@ -94,7 +102,7 @@ def rule_for(
             for r in rules
             if r.meta.namespace == namespace
             and applies_to(r, caller_namespace, caller_labels)
-            and host_matches(resolve_host(r.host, r.meta.namespace), fqdn)
+            and covers(r, fqdn)
         ]
         if candidates:
             return min(
@@ -115,16 +123,20 @@ def decide(rule: DestinationRule | None, port: int) -> TlsDecision:
     source = f"DestinationRule {rule.meta.namespace}/{rule.meta.name}"
     port_mode = dict(rule.port_level).get(port)
     if port_mode is not None:
-        return TlsDecision(port_mode, f"{source} (port {port})")
+        return TlsDecision(
+            port_mode, f"{source} (port {port})", dict(rule.port_mtls_sni).get(port, "")
+        )
     if rule.tls_mode is not None:
-        return TlsDecision(rule.tls_mode, source)
+        return TlsDecision(rule.tls_mode, source, rule.mtls_sni)
     return TlsDecision("AUTO", AUTO_SOURCE)
 
 
 def endpoint_mtls(tls: ir.UpstreamTls, sidecar: bool, inbound: ir.EffectiveMtls) -> bool:
     """Whether to originate Istio mTLS to one endpoint (`inbound`: its mode on that port)."""
     if tls == "AUTO":
-        # Istio auto-mTLS: only endpoints with a sidecar that accepts mTLS on the port.
+        # Istio auto-mTLS: only endpoints with a sidecar that accepts mTLS on the port. A
+        # gateway pod (`sidecar` False here) has no inbound PeerAuthentication: its Gateway
+        # servers say what they accept, so mTLS to one is asked for (ISTIO_MUTUAL), as in Istio.
         return sidecar and inbound != "DISABLE"
     return tls == "ISTIO_MUTUAL"
 
@@ -212,7 +224,9 @@ class Upstreams:
                     port=port.target_port,
                     pod=pod_key,
                     mtls=endpoint_mtls(
-                        tls, pod.has_sidecar, self.inbound_mode(pod, port.target_port).mode
+                        tls,
+                        pod.has_sidecar and not pod.gateway,
+                        self.inbound_mode(pod, port.target_port).mode,
                     ),
                 )
                 for pod_key in service.pods
@@ -247,7 +261,7 @@ def diagnose(
     first: dict[tuple[str, str, Labels], DestinationRule] = {}
     for rule in ordered:
         host = resolve_host(rule.host, rule.meta.namespace)
-        if not any(host_matches(host, fqdn) for fqdn in fqdns):
+        if not any(covers(rule, fqdn) for fqdn in fqdns):
             found.append(
                 finding("MW0203", rule.meta, "spec.host", f"host {host} matches no service")
             )

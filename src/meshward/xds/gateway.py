@@ -1,4 +1,4 @@
-"""Ingress gateway listeners and their routes: GatewayModel → Envoy listeners.
+"""Gateway listeners (ingress and egress) and their routes: GatewayModel → Envoy listeners.
 
 Called by translate.py for a proxy with a GatewayModel. One listener per port on the pod
 address (`0.0.0.0_<port>` in Istio; here `gateway|<port>`), with the chains model/gateway.py
@@ -9,6 +9,8 @@ decided:
     credential (SDS) or files, then the HCM — built by `listener.http_connection_manager`, the
     sidecar's own, with the port's RBAC filters (xds/rbac.py), so AuthorizationPolicy works
     at the gateway exactly as at a sidecar;
+  * TERMINATE_TCP (a TLS server that terminates): TLS as TERMINATE, then network RBAC and
+    tcp_proxy — how an egress gateway takes a sidecar's mTLS off an app's own TLS;
   * PASSTHROUGH: SNI chain → tcp_proxy; the client's TLS reaches the service untouched;
   * TCP: tcp_proxy, with network RBAC.
 A tls_inspector reads the SNI whenever a chain matches on it. Two chains of one port that
@@ -66,7 +68,7 @@ def gateway_listeners(
                 continue
             seen[key] = chain.name
             made.filter_chains.append(_chain(chain, port, proxy, edge))
-        if any(c.server_names or c.kind in ("TERMINATE", "PASSTHROUGH") for c in port.chains):
+        if any(c.server_names or c.kind not in ("HTTP", "TCP") for c in port.chains):
             made.listener_filters.add(
                 name=listener.TLS_INSPECTOR,
                 typed_config=core.pack(tls_inspector_pb2.TlsInspector()),
@@ -91,7 +93,7 @@ def _chain(
     made = listener_components_pb2.FilterChain(name=chain.name)
     if chain.server_names:
         made.filter_chain_match.server_names.extend(chain.server_names)
-    if chain.kind in ("TERMINATE", "PASSTHROUGH"):
+    if chain.kind in ("TERMINATE", "TERMINATE_TCP", "PASSTHROUGH"):
         made.filter_chain_match.transport_protocol = "tls"
     stat = f"gateway_{port.port}"
     if chain.kind in ("HTTP", "TERMINATE"):
@@ -118,6 +120,10 @@ def _chain(
         )
         made.filters.append(listener.hcm_filter(manager))
     else:
+        if chain.tls is not None:  # TERMINATE_TCP: TLS ends here, the bytes inside go on
+            made.transport_socket.CopyFrom(
+                tls.tls_socket(downstream_context(chain.tls, proxy.trust_domain, http=False))
+            )
         made.filters.extend(rbac.network_filters(port.authz, stat_prefix=stat))
         made.filters.append(
             listener.tcp_proxy_filter(chain.clusters[0][0], "inbound", chain.clusters)
@@ -130,14 +136,18 @@ def _claims_routed(chain: ir.GatewayChain) -> bool:
     return any(route.claims_routed(host.routes) for host in chain.virtual_hosts)
 
 
-def downstream_context(server: ir.ServerTls, trust_domain: str) -> tls_pb2.DownstreamTlsContext:
-    """The server side of one gateway TLS server (Istio ServerTLSSettings semantics)."""
+def downstream_context(
+    server: ir.ServerTls, trust_domain: str, *, http: bool = True
+) -> tls_pb2.DownstreamTlsContext:
+    """The server side of one gateway TLS server (Istio ServerTLSSettings semantics); HTTP
+    ALPN only where an HTTP connection manager follows (`http`)."""
     if server.mode == "ISTIO_MUTUAL":
-        context = tls.downstream_context(trust_domain, http=True)
+        context = tls.downstream_context(trust_domain, http=http)
     else:
         context = tls_pb2.DownstreamTlsContext()
         common = context.common_tls_context
-        common.alpn_protocols.extend(tls.HTTP_ALPN)
+        if http:
+            common.alpn_protocols.extend(tls.HTTP_ALPN)
         cert, key, ca, crl = server.files
         if server.certificate:
             common.tls_certificate_sds_secret_configs.append(tls.sds_secret(server.certificate))

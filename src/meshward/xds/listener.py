@@ -323,7 +323,7 @@ def virtual_outbound_listener(
             )
             chain.filters.append(hcm_filter(manager))
         else:
-            chain.filters.append(tcp_proxy_filter(service.cluster_name, "outbound"))
+            chain.filters.append(outbound_tcp_proxy(service))
     unknown = PASSTHROUGH_CLUSTER if proxy.outbound_policy == "ALLOW_ANY" else BLACKHOLE_CLUSTER
     listener.default_filter_chain.name = unknown
     listener.default_filter_chain.filters.append(tcp_proxy_filter(unknown, "outbound"))
@@ -366,7 +366,11 @@ def outbound_tcp_listener(
         address=core.socket_address(ip, port),
         traffic_direction=base_pb2.OUTBOUND,
     )
-    listener.filter_chains.add(name=name).filters.append(
-        tcp_proxy_filter(service.cluster_name, "outbound")
-    )
+    listener.filter_chains.add(name=name).filters.append(outbound_tcp_proxy(service))
     return listener
+
+
+def outbound_tcp_proxy(service: ir.OutboundService) -> listener_components_pb2.Filter:
+    """tcp_proxy to a TCP service port's cluster, or to its VirtualService's destinations."""
+    destinations = service.stream_destinations
+    return tcp_proxy_filter(destinations[0][0], "outbound", destinations)
