@@ -235,3 +235,71 @@ def test_destination_rule_originates_tls_to_a_service_entry_host() -> None:
         None,
         False,
     )
+
+
+_OUTSIDE_DNS = """\
+apiVersion: meshward.io/v1alpha1
+kind: Workload
+metadata: {name: maps, namespace: partners}
+spec: {outside: true, replicas: 2, hostnames: [api.maps.example, Tiles.Maps.Example], command: [x]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: maps, namespace: front}
+spec:
+  hosts: [api.maps.example]
+  ports: [{number: 443, name: tls, protocol: TLS, targetPort: 9443}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tiles, namespace: front}
+spec:
+  hosts: [tiles.example]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+  endpoints: [{address: tiles.maps.example}, {address: cdn.example}]
+"""
+
+
+def test_outside_hostnames_are_the_outside_worlds_dns() -> None:
+    maps = (
+        (ir.PodKey("partners", "maps", 0), "127.0.250.2"),
+        (
+            ir.PodKey("partners", "maps", 1),
+            "127.0.250.3",
+        ),
+    )
+    model = _model(_OUTSIDE_DNS, ir.Network(outside=maps))
+    web = next(p for p in model.proxies if p.pod.key.workload == "web")
+    upstreams = {s.name: s.external for s in web.outbound if s.external is not None}
+    # Every name known (the host itself, no endpoints given): resolved here, STATIC.
+    maps_up = upstreams["api.maps.example"]
+    assert maps_up is not None
+    assert (maps_up.resolution, maps_up.endpoints) == (
+        "STATIC",
+        (("127.0.250.2", 9443), ("127.0.250.3", 9443)),
+    )
+    # One name the outside world's DNS does not know: Envoy resolves them all, as written.
+    tiles = upstreams["tiles.example"]
+    assert tiles is not None
+    assert (tiles.resolution, tiles.endpoints) == (
+        "DNS",
+        (("tiles.maps.example", 443), ("cdn.example", 443)),
+    )
+
+
+def test_hostnames_belong_to_outside_workloads() -> None:
+    text = (
+        "apiVersion: meshward.io/v1alpha1\nkind: Workload\nmetadata: {name: w}\n"
+        "spec: {command: [x], hostnames: [api.example, '*.example', 10.0.0.1]}\n"
+    )
+    found = [
+        (d.code, d.location.field if d.location else "")
+        for d in load_text(text, "w.yaml").diagnostics
+    ]
+    assert found == [
+        ("MW0189", "spec.hostnames"),
+        ("MW0189", "spec.hostnames"),
+        ("MW0189", "spec.hostnames"),
+    ]

@@ -1,7 +1,9 @@
 """The egress gateway on the wire (issue 7 items 3-6), netns mode under REGISTRY_ONLY, shaped
 like Istio's egress gateway tasks. Four outside servers (meshward.samples.outside, their
-certificates from a test CA) stand for external APIs; every call leaves through the egress
-gateway, and each server reports what it saw (peer address, TLS version, SNI, client cert):
+certificates from a test CA, their `hostnames` the outside world's DNS: maps and bank are
+DNS-resolved ServiceEntries as in Istio's tasks, pay and vault STATIC) stand for external
+APIs; every call leaves through the egress gateway, and each server reports what it saw
+(peer address, TLS version, SNI, client cert):
 
   * api.maps.example — the app speaks HTTP; its sidecar sends it over mesh mTLS to the
     gateway, which originates TLS (DestinationRule SIMPLE, server verified);
@@ -13,7 +15,7 @@ gateway, and each server reports what it saw (peer address, TLS version, SNI, cl
   * `intruder`, a workload the gateway's policy does not name, gets 403 (HTTP) or a closed
     connection (wrapped TLS); a raw socket to the servers' addresses goes nowhere.
 
-One mesh for the module (pool 127.178 → pods 198.18.178.0/24, outside 198.19.178.0/24).
+One mesh for the module (pool 127.173 → pods 198.18.173.0/24, outside 198.19.173.0/24).
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ from tests.netns.conftest import netns_mesh
 
 pytestmark = pytest.mark.netns
 
-POOL = "127.178.0.0/16"
+POOL = "127.173.0.0/16"
 # Outside hosts are numbered from .2 in (namespace, name) order.
-OUTSIDE = {"bank": "198.19.178.2", "maps": "198.19.178.3", "pay": "198.19.178.4"}
-OUTSIDE["vault"] = "198.19.178.5"
+OUTSIDE = {"bank": "198.19.173.2", "maps": "198.19.173.3", "pay": "198.19.173.4"}
+OUTSIDE["vault"] = "198.19.173.5"
 TRUST = "egress-gw.test"
 CLIENT_URI = "spiffe://bank-customers.example/shop"
 
@@ -88,8 +90,7 @@ spec:
   ports:
   - {{number: 80, name: http, protocol: HTTP}}
   - {{number: 443, name: https, protocol: HTTPS, targetPort: 9443}}
-  resolution: STATIC
-  endpoints: [{{address: {maps}}}]
+  resolution: DNS
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -99,8 +100,8 @@ spec:
   ports:
   - {{number: 80, name: http, protocol: HTTP}}
   - {{number: 443, name: https, protocol: HTTPS, targetPort: 9444}}
-  resolution: STATIC
-  endpoints: [{{address: {bank}}}]
+  resolution: DNS
+  endpoints: [{{address: bank.example}}]
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -188,6 +189,7 @@ kind: Workload
 metadata: {{name: {name}, namespace: ext, labels: {{app: {name}}}}}
 spec:
   outside: true
+  hostnames: [{host}]
   ports: [{{name: https, port: 9443}}, {{name: mtls, port: 9444}}]
   command: ["python", "-m", "meshward.samples.outside"]
   args: ["--host", "$(MESHWARD_APP_HOST)", "--https-port", "9443", "--mtls-port", "9444",
@@ -365,3 +367,25 @@ def test_no_way_around_the_gateway(world: World, server: str) -> None:
         "closed by the server",
         "refused: [Errno 104] Connection reset by peer",
     )
+
+
+def test_verify_proves_the_egress_gateway(world: World) -> None:
+    result = world.mesh.cli("verify", "--json", timeout=120)
+    report = json.loads(result.stdout)
+    egress = sorted(
+        (r["check"], r["target"].split(" via ")[0], r["passed"])
+        for r in report["probes"]
+        if r["check"] in ("egress-gateway", "egress-gateway-denied", "tls-passthrough")
+    )
+    assert egress == [
+        ("egress-gateway", "shop/sleep-0 → api.maps.example:80", True),
+        ("egress-gateway", "shop/sleep-0 → bank.example:80", True),
+        ("egress-gateway-denied", "shop/intruder-0 → api.maps.example:80", True),
+        ("egress-gateway-denied", "shop/intruder-0 → bank.example:80", True),
+        ("egress-gateway-denied", "shop/intruder-0 → vault.example:443", True),
+        ("tls-passthrough", "shop/intruder-0 → pay.example:443", True),
+        ("tls-passthrough", "shop/sleep-0 → pay.example:443", True),
+        ("tls-passthrough", "shop/sleep-0 → vault.example:443", True),
+    ]
+    failed = [r for r in report["probes"] if not r["passed"]]
+    assert failed == [] and result.returncode == 0

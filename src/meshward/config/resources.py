@@ -108,6 +108,9 @@ class Workload:
     sidecar: bool
     gateway: GatewayRole = ""
     outside: bool = False
+    # An outside host's DNS names (the outside world's DNS, meshward's stand-in): a
+    # ServiceEntry with resolution DNS resolves them to the host's address.
+    hostnames: tuple[str, ...] = ()
 
 
 ExtAuthzKind = Literal["grpc", "http"]

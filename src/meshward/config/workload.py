@@ -9,7 +9,8 @@ service account its SPIFFE identity is issued for, and how many replicas to run.
 the Gateways selecting it; the two roles are built alike, the name says which way traffic
 goes (an egress gateway's routes lead to ServiceEntry hosts). `outside:
 true` puts it on the outside network instead of in the mesh (no sidecar; MW0151 if one is
-asked for).
+asked for); its `hostnames` are the outside world's DNS names for it: a ServiceEntry with
+resolution DNS resolves them to its address (docs/egress.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from meshward.config import names
 from meshward.config.fields import Fields, UniqueValues
 from meshward.config.resources import Labels, Meta, Workload, WorkloadPort
+from meshward.config.service_entry import is_host
 
 MAX_REPLICAS = 20  # each replica is a process pair on one machine; keep a demo mesh small
 
@@ -41,6 +43,17 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> Workload | None:
             "sidecar", "an outside workload is not in the mesh: it has no sidecar", code="MW0151"
         )
     ports = _ports(spec)
+    hostnames = spec.strings("hostnames") or ()
+    for host in hostnames:
+        if host.startswith("*") or not is_host(host):
+            spec.disallow("hostnames", f"{host!r} is not a DNS name", code="MW0189")
+    if hostnames and not outside:
+        spec.disallow(
+            "hostnames",
+            "hostnames name a host of the outside world; only an `outside: true` workload has "
+            "them (mesh workloads are reached by their Services)",
+            code="MW0189",
+        )
     command = spec.strings("command", required=gateway is None)
     if command == () and gateway is None:
         spec.disallow("command", "command needs at least one item", code="MW0107")
@@ -63,6 +76,7 @@ def parse(spec: Fields, meta: Meta, labels: Labels) -> Workload | None:
         sidecar=not outside if sidecar is None else sidecar,
         gateway="ingress" if gateway == "ingress" else "egress" if gateway == "egress" else "",
         outside=bool(outside),
+        hostnames=hostnames,
     )
 
 

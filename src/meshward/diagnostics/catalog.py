@@ -174,6 +174,13 @@ CATALOG: dict[str, Code] = _table(
     Code("MW0147", E, "wildcard `*` allowed only as a whole value, a prefix or a suffix"),
     Code("MW0148", W, "HTTP method is not upper case; methods match case-sensitively"),
     Code("MW0149", E, "`when` key needs a name in brackets, e.g. request.headers[x-user]"),
+    # MW0189 Workload hostnames (config/workload.py)
+    Code(
+        "MW0189",
+        E,
+        "Workload hostnames: only an outside: true workload has them, and each is a DNS name",
+        fix="give hostnames (e.g. api.maps.example) to the outside workload that serves them",
+    ),
     # MW0190-MW0199 MeshConfig extensionProviders (config/extension_provider.py)
     Code(
         "MW0190",

@@ -379,6 +379,9 @@ class Network:
     mode: NetworkModeName = "loopback"
     vips: tuple[tuple[tuple[str, str], str], ...] = ()
     netns_prefix: str = ""  # pods' namespaces are `<prefix>.<namespace>.<pod>` (netns mode)
+    # Where the runner placed each `outside: true` replica (either mode): what their
+    # `hostnames` resolve to for ServiceEntries with resolution DNS. Sorted.
+    outside: tuple[tuple[PodKey, str], ...] = ()
 
     def vip(self, namespace: str, name: str) -> str:
         return dict(self.vips).get((namespace, name), "")

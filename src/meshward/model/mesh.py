@@ -66,7 +66,9 @@ def build(
         (p.name for p in mesh.extension_providers),
     )
     taken = gateway.listen_ports(ir_pods, config.gateways)
-    registry = service_entries.Registry(config.service_entries, network)
+    registry = service_entries.Registry(
+        config.service_entries, network, service_entries.outside_dns(config.workloads, network)
+    )
     sidecars = proxies.build(
         ir_pods,
         ir_services,

@@ -60,8 +60,12 @@ def http_domains(service: ir.Service, port: int, caller_namespace: str) -> tuple
     return tuple(domains)
 
 
+_FIRST_UNPRIVILEGED_PORT = 1024  # Linux net.ipv4.ip_unprivileged_port_start's default
+
+
 class _PortPicker:
-    """Local ports for a proxy's TCP listeners: the service port if free, else 20000 upward.
+    """Local ports for a proxy's TCP listeners: the service port if free and unprivileged,
+    else 20000 upward (loopback mode runs without root: ports below 1024 cannot be bound).
     `taken` are ports the proxy binds for other reasons (a gateway pod's Gateway ports)."""
 
     def __init__(self, pod: ir.Pod, taken: frozenset[int] = frozenset()) -> None:
@@ -69,7 +73,7 @@ class _PortPicker:
 
     def take(self, wanted: int) -> int:
         port = wanted
-        if port in self._used:
+        if port in self._used or port < _FIRST_UNPRIVILEGED_PORT:
             port = FIRST_FALLBACK_PORT
             while port in self._used:
                 port += 1

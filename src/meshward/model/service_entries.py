@@ -7,9 +7,12 @@ by model/proxies.py (`Registry.outbound`, per caller namespace). Semantics follo
   (cluster `outbound|<port>||<host>`), visible to the namespaces in `exportTo` (`.` = the
   entry's own, `*` or absent = all);
 - resolution STATIC: the endpoints' addresses; DNS: the endpoints' names (or the host itself
-  when none are given), resolved by Envoy; NONE: the address the app dialled (ORIGINAL_DST),
-  which only exists for captured traffic (netns mode) — through loopback mode's HTTP proxy the
-  dialled address is the proxy itself, so there a NONE port has no endpoints (503);
+  when none are given), resolved by Envoy — unless every name is an outside workload's
+  `hostnames` entry (the outside world's DNS, `outside_dns`): then the model resolves them
+  to where the runner placed those hosts (any mode, any address pool); NONE: the address
+  the app dialled (ORIGINAL_DST), which only exists for captured traffic (netns mode) —
+  through loopback mode's HTTP proxy the dialled address is the proxy itself, so there a
+  NONE port has no endpoints (503);
 - an endpoint's `ports` map overrides the port's `targetPort`, which overrides its number;
 - HTTP ports are routed by Host (`host` and `host:port`, the port-less form on port 80 or the
   entry's lowest HTTP port, as for Services); TCP/TLS ports by address and port;
@@ -24,9 +27,9 @@ by model/proxies.py (`Registry.outbound`, per caller namespace). Semantics follo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from meshward.config.resources import ServiceEntry, ServiceEntryPort
+from meshward.config.resources import ServiceEntry, ServiceEntryPort, Workload
 from meshward.model import ir, protocol
 
 _HTTP_DEFAULT_PORT = 80
@@ -109,12 +112,41 @@ def _vip(entry: ServiceEntry, host: str, network: ir.Network) -> str:
     return network.vip(entry.meta.namespace, host) if _allocated(entry, host) else ""
 
 
-class Registry:
-    """The outbound services of every entry, built once per caller namespace."""
+def outside_dns(workloads: Sequence[Workload], network: ir.Network) -> dict[str, tuple[str, ...]]:
+    """The outside world's DNS: each `hostnames` name of an outside workload → the addresses
+    the runner placed its replicas at (sorted)."""
+    placed = dict(network.outside)
+    found: dict[str, set[str]] = {}
+    for workload in workloads:
+        if not workload.outside:
+            continue
+        ips = {
+            ip
+            for key, ip in placed.items()
+            if (key.namespace, key.workload)
+            == (
+                workload.meta.namespace,
+                workload.meta.name,
+            )
+        }
+        for name in workload.hostnames:
+            found.setdefault(name.lower(), set()).update(ips)
+    return {name: tuple(sorted(ips)) for name, ips in found.items() if ips}
 
-    def __init__(self, entries: Sequence[ServiceEntry], network: ir.Network) -> None:
+
+class Registry:
+    """The outbound services of every entry, built once per caller namespace. `dns`: the
+    outside world's names (`outside_dns`), which DNS resolution resolves at build time."""
+
+    def __init__(
+        self,
+        entries: Sequence[ServiceEntry],
+        network: ir.Network,
+        dns: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self._entries = sorted(entries, key=lambda e: e.meta.order)
         self._network = network
+        self._dns = dict(dns or {})
         self._by_namespace: dict[str, tuple[ir.OutboundService, ...]] = {}
 
     def outbound(self, namespace: str) -> tuple[ir.OutboundService, ...]:
@@ -145,11 +177,19 @@ class Registry:
                 if ir.is_http(proto):
                     with_port = f"{host}:{port.number}"
                     domains = (host, with_port) if port.number == portless else (with_port,)
+                endpoints = _endpoints(entry, host, port)
+                kind = resolution
+                if resolution == "DNS" and all(name.lower() in self._dns for name, _ in endpoints):
+                    # Names of outside hosts: resolved here, as the outside world's DNS would.
+                    kind = "STATIC"
+                    endpoints = tuple(
+                        (ip, target) for name, target in endpoints for ip in self._dns[name.lower()]
+                    )
                 upstream = ir.ExternalUpstream(
                     source=source,
-                    resolution=resolution,
+                    resolution=kind,
                     location=entry.location,
-                    endpoints=_endpoints(entry, host, port),
+                    endpoints=endpoints,
                     tls_port=port.protocol in _TLS_PROTOCOLS,
                 )
                 services.append(

@@ -13,6 +13,7 @@ control plane.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -199,9 +200,15 @@ class Runner:
         if has_errors(diagnostics):
             raise ConfigError("\n".join(str(d) for d in diagnostics))
         self.netns = self.network.place(model)
-        plans = plan_pods(config, model)
         outside = self.network.place_outside(outside_keys(config))
         self.netns |= {str(key): netns for key, (netns, _) in outside.items() if netns}
+        if any(w.hostnames for w in config.workloads):
+            # The outside hosts' names resolve to where they were just placed: build again
+            # with them (the first build checked the config before anything was placed).
+            placed = tuple(sorted((key, ip) for key, (_, ip) in outside.items()))
+            network = dataclasses.replace(network, outside=placed)
+            model, _ = build(config, addresses, network)
+        plans = plan_pods(config, model)
         outside_plans = plan_outside(config, {key: ip for key, (_, ip) in outside.items()})
         self.generation += 1
         identities = {p.key: p.identity.uri if p.identity else "" for p in model.pods}

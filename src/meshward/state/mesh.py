@@ -53,7 +53,8 @@ class MeshRecord:
     def model_network(self) -> Network:
         """The `network` input of `meshward.model.build` for this placement."""
         prefix = next((p.netns.split(".", 1)[0] for p in self.pods if p.netns), "")
-        return Network(mode=self.network, vips=self.vips, netns_prefix=prefix)
+        outside = tuple(sorted((p.key, p.pod_ip) for p in self.pods if p.outside))
+        return Network(mode=self.network, vips=self.vips, netns_prefix=prefix, outside=outside)
 
     def addresses(self) -> dict[PodKey, PodAddress]:
         return {p.key: PodAddress(p.pod_ip, p.app_ip) for p in self.pods if not p.outside}

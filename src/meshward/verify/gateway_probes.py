@@ -131,7 +131,7 @@ def gateway_probes(state: StateDir, proxy: ProxyModel, rogue: ProbeCredential) -
     results: list[ProbeResult] = []
     for listener in proxy.gateway.listeners:
         for chain in listener.chains:
-            if chain.kind == "TERMINATE" and chain.tls is not None:
+            if chain.kind in ("TERMINATE", "TERMINATE_TCP") and chain.tls is not None:
                 results += _terminating(state, proxy, listener, chain, chain.tls, rogue)
             elif chain.kind == "PASSTHROUGH":
                 results.append(_passthrough(state, proxy, listener, chain))

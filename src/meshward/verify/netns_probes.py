@@ -182,7 +182,8 @@ def _outside(state: StateDir, model: MeshModel, netns: str) -> list[ProbeResult]
 
 
 def _egress(model: MeshModel, netns: str, ip: str) -> list[ProbeResult]:
-    caller = next(iter(model.proxies), None)
+    # A captured pod: a gateway pod is the mesh's way out by design, with no app to bypass.
+    caller = next((p for p in model.proxies if p.capture), None)
     if caller is None:
         return []
     server = enter.listen(netns, ("0.0.0.0", OUTSIDE_PORT))
@@ -205,7 +206,7 @@ def _egress(model: MeshModel, netns: str, ip: str) -> list[ProbeResult]:
     seen = dial.tcp_exchange(route)
     thread.join()
     server.close()
-    policy = model.outbound_policy
+    policy = caller.outbound_policy  # MeshConfig's, or a Sidecar's for this pod
     target = f"{caller.pod.key} → outside {ip}:{OUTSIDE_PORT} (not registered), raw TCP"
     if policy == "REGISTRY_ONLY":
         expected = "REGISTRY_ONLY: never reaches the outside host"
@@ -228,6 +229,8 @@ def _registered(state: StateDir, model: MeshModel) -> list[ProbeResult]:
                 continue
             if service.origination is not None and is_http(service.protocol):
                 continue  # a DestinationRule originates TLS: origination_probes checks it
+            if service.vs_routes is not None or service.tcp_routes is not None:
+                continue  # routed elsewhere (an egress gateway): egress_probes checks it
             if service.cluster_name not in tried:  # one caller per entry port proves the path
                 tried.add(service.cluster_name)
                 results.append(_reach(state, model, caller, service))

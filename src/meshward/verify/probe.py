@@ -26,6 +26,9 @@ Check = Literal[
     "gateway-min-version",
     "gateway-passthrough",
     "tls-origination",
+    "egress-gateway",
+    "egress-gateway-denied",
+    "tls-passthrough",
 ]
 
 

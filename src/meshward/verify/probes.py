@@ -32,6 +32,7 @@ from meshward.state.records import read_json
 from meshward.verify import access_log, dial
 from meshward.verify.authz_probes import authz_probes
 from meshward.verify.connect import plaintext_attempt, tls_handshake
+from meshward.verify.egress_probes import egress_probes
 from meshward.verify.gateway_probes import gateway_probes
 from meshward.verify.identity import ProbeCredential, foreign, issue
 from meshward.verify.jwt_probes import jwt_probes
@@ -72,6 +73,7 @@ def run_probes(state: StateDir) -> list[ProbeResult]:
         results += authz_probes(state, model)
         results += jwt_probes(state, model)
         results += origination_probes(state, model)
+        results += egress_probes(state, model)
         net = MeshNet.from_runner(read_json(state.runner) or {})
         if net is not None:
             results += netns_probes(state, model, net)
@@ -172,6 +174,8 @@ def _traffic_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
             continue
         if not service_out.endpoints or service_out.origination is not None:
             continue  # a DestinationRule originates TLS: origination_probes checks it
+        if any(pods[e.pod].gateway for e in service_out.endpoints):
+            continue  # a gateway's Service: gateway_probes and egress_probes check it
         mtls_endpoints = [e for e in service_out.endpoints if e.mtls]
         target = f"{client.pod.key} → {service_out.fqdn}:{service_out.port}"
         if not mtls_endpoints:

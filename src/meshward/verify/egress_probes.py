@@ -1,0 +1,263 @@
+"""Egress gateway probes (issue 7 item 8), derived from the effective model.
+
+Called by verify/probes.py. For every sidecar workload whose outbound service for an external
+host (a ServiceEntry port) is routed by a `mesh` VirtualService to a gateway pod, one probe
+from one replica's app, through its sidecar — the path the app's own calls take:
+
+  * HTTP ports: a GET for the host. The gateway's AuthorizationPolicies on the listener port
+    the call arrives at decide its fate (predicted with model/authz_eval for the caller's
+    identity, which the gateway knows when the sidecar's hop is mesh mTLS). Allowed
+    (`egress-gateway`): the request leaves from the gateway, and where the gateway
+    originates TLS the server must report TLS with the rule's SNI and, for MUTUAL, the
+    credential's client certificate (the outside test server reports what it saw; any other
+    server passes when it answers). Denied (`egress-gateway-denied`): 403 from the gateway.
+  * TLS ports (tls/tcp routes to a PASSTHROUGH or TERMINATE_TCP chain): a TLS handshake with
+    SNI = the host (`tls-passthrough`): the certificate must be the server's own — a DNS SAN
+    naming the host, issued by no mesh CA — so nothing on the path terminated the app's TLS;
+    a caller the gateway's policy refuses sees the connection closed.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import uuid
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from meshward.model import authz_eval
+from meshward.model.ir import (
+    GatewayChain,
+    GatewayListener,
+    MeshModel,
+    OutboundService,
+    ProxyModel,
+    is_http,
+)
+from meshward.state.layout import StateDir
+from meshward.verify import dial
+from meshward.verify.origination_probes import expected_client_sans
+from meshward.verify.probe import ProbeResult
+
+TIMEOUT = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """Where a caller's call for an external host meets the gateway."""
+
+    caller: ProxyModel
+    service: OutboundService  # the caller's outbound service for the external host
+    gateway: ProxyModel
+    listener: GatewayListener
+    chain: GatewayChain
+    mutual: bool  # the sidecar → gateway hop is mesh mTLS (the gateway knows the caller)
+
+
+def egress_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
+    """One probe per (caller workload, external host port) routed through a gateway."""
+    results = []
+    seen: set[tuple[str, str, str, int]] = set()
+    for caller in model.proxies:
+        if caller.gateway is not None:
+            continue
+        for service in caller.outbound:
+            key = (caller.pod.key.namespace, caller.pod.key.workload, service.name, service.port)
+            if service.external is None or key in seen:
+                continue
+            hop = _hop(model, caller, service)
+            if hop is None:
+                continue
+            seen.add(key)
+            if is_http(service.protocol):
+                results.append(_http_probe(state, model, hop))
+            else:
+                results.append(_tls_probe(model, hop))
+    return results
+
+
+def _hop(model: MeshModel, caller: ProxyModel, service: OutboundService) -> Hop | None:
+    clusters = (
+        [c for route in service.vs_routes for c, _ in route.clusters]
+        if service.vs_routes
+        else [c for c, _ in service.tcp_routes or ()]
+    )
+    if len(clusters) != 1:
+        return None  # split or no routes: which gateway answers is not one answer
+    to_gateway = next((s for s in caller.outbound if s.cluster_name == clusters[0]), None)
+    if to_gateway is None or len(to_gateway.endpoints) == 0:
+        return None
+    endpoint = to_gateway.endpoints[0]
+    gateway = next((p for p in model.proxies if p.pod.key == endpoint.pod), None)
+    if gateway is None or gateway.gateway is None:
+        return None
+    listener = next((g for g in gateway.gateway.listeners if g.port == endpoint.port), None)
+    if listener is None:
+        return None
+    sni = to_gateway.mtls_sni if endpoint.mtls else service.name
+    chain = _chain(listener, sni, service.name, tls=endpoint.mtls or not is_http(service.protocol))
+    if chain is None:
+        return None
+    return Hop(caller, service, gateway, listener, chain, endpoint.mtls)
+
+
+def _chain(listener: GatewayListener, sni: str, host: str, *, tls: bool) -> GatewayChain | None:
+    for chain in listener.chains:
+        if tls != (chain.kind not in ("HTTP", "TCP")):
+            continue
+        if not chain.server_names or sni in chain.server_names:
+            if chain.kind in ("HTTP", "TERMINATE") and not _virtual_host(chain, host):
+                continue
+            return chain
+    return None
+
+
+def _virtual_host(chain: GatewayChain, host: str) -> tuple[str, ...]:
+    """The clusters of the first route of the virtual host serving `host` (() if none)."""
+    for vhost in chain.virtual_hosts:
+        if host in vhost.domains or "*" in vhost.domains:
+            return tuple(c for route in vhost.routes[:1] for c, _ in route.clusters)
+    return ()
+
+
+def _decision(hop: Hop, *, http: bool) -> authz_eval.Decision:
+    identity = hop.caller.pod.identity
+    return authz_eval.evaluate(
+        hop.listener.authz,
+        authz_eval.Request(
+            source_principal=identity.principal if identity and hop.mutual else "",
+            source_ip=hop.caller.pod.address.pod_ip,
+            destination_ip=hop.gateway.pod.address.pod_ip,
+            destination_port=hop.listener.port,
+            sni=hop.chain.server_names[0] if hop.chain.server_names else "",
+            host=hop.service.name,
+            method="GET",
+            path="/",
+            is_http=http,
+        ),
+    )
+
+
+def _target(hop: Hop) -> str:
+    return (
+        f"{hop.caller.pod.key} → {hop.service.name}:{hop.service.port} via "
+        f"{hop.gateway.pod.key}:{hop.listener.port}"
+    )
+
+
+def _http_probe(state: StateDir, model: MeshModel, hop: Hop) -> ProbeResult:
+    decision = _decision(hop, http=True)
+    target = _target(hop)
+    route = dial.via_sidecar(model.network, hop.caller, hop.service)
+    status, body = (
+        dial.http_exchange(
+            route, "GET", hop.service.name, "/", {"X-Meshward-Probe": uuid.uuid4().hex}
+        )
+        if route is not None
+        else (None, b"")
+    )
+    if not decision.allowed:
+        expected = f"403 from the gateway ({decision.reason})"
+        return ProbeResult(
+            "egress-gateway-denied", target, expected, f"HTTP {status}", status == 403
+        )
+    clusters = _virtual_host(hop.chain, hop.service.name)
+    leaving = next((s for s in hop.gateway.outbound if s.cluster_name in clusters), None)
+    origination = leaving.origination if leaving is not None else None
+    expected = "answered from the gateway's address" + (
+        f", {origination.mode} TLS with SNI {origination.sni} originated there"
+        if origination is not None
+        else ""
+    )
+    if status is None or status >= 500 or status == 403:
+        return ProbeResult("egress-gateway", target, expected, f"HTTP {status}", False)
+    try:
+        view = json.loads(body)
+    except ValueError:
+        view = None
+    if not isinstance(view, dict) or "peer" not in view:
+        observed = f"HTTP {status} (the server does not report what it saw)"
+        return ProbeResult("egress-gateway", target, expected, observed, True)
+    ok = view.get("peer") == hop.gateway.pod.address.pod_ip
+    observed = f"HTTP {status}; server saw peer {view.get('peer')}"
+    if origination is not None:
+        client = view.get("client_cert")
+        sans = sorted(client.get("sans", ())) if isinstance(client, dict) else None
+        observed += f", {view.get('tls_version')} with SNI {view.get('sni')}"
+        ok = ok and bool(view.get("tls_version")) and view.get("sni") == origination.sni
+        if origination.mode == "MUTUAL":
+            wanted = expected_client_sans(state, origination)
+            observed += f", client certificate {sans}"
+            ok = ok and sans is not None and (wanted is None or tuple(sans) == wanted)
+    return ProbeResult("egress-gateway", target, expected, observed, ok)
+
+
+def _tls_probe(model: MeshModel, hop: Hop) -> ProbeResult:
+    decision = _decision(hop, http=False)
+    target = _target(hop)
+    route = dial.via_sidecar(model.network, hop.caller, hop.service)
+    host = hop.service.name
+    if not decision.allowed:
+        expected = f"connection closed by the gateway ({decision.reason})"
+        observed = _handshake(route, host).detail if route is not None else "no route"
+        return ProbeResult(
+            "egress-gateway-denied", target, expected, observed, not observed.startswith("TLS")
+        )
+    expected = f"the server's own certificate for {host} (the app's TLS end to end)"
+    if route is None:
+        return ProbeResult("tls-passthrough", target, expected, "no route", False)
+    shake = _handshake(route, host)
+    names = shake.dns_names
+    ok = shake.leaf is not None and host in names and not _mesh_issued(shake.leaf, model)
+    return ProbeResult("tls-passthrough", target, expected, shake.detail, ok)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shake:
+    leaf: x509.Certificate | None
+    detail: str
+
+    @property
+    def dns_names(self) -> list[str]:
+        if self.leaf is None:
+            return []
+        try:
+            san = self.leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        except x509.ExtensionNotFound:
+            return []
+        return san.value.get_values_for_type(x509.DNSName)
+
+
+def _handshake(route: dial.Route, host: str) -> _Shake:
+    """The app's TLS through its sidecar: SNI `host`, the certificate kept for comparison."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # compared below, not trusted
+    try:
+        with (
+            dial.open_socket(route, TIMEOUT) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+            version = tls.version()
+    except (OSError, ssl.SSLError) as error:
+        return _Shake(None, f"no TLS session: {error}")
+    if not der:
+        return _Shake(None, f"{version}: no certificate")
+    leaf = x509.load_der_x509_certificate(der)
+    shake = _Shake(leaf, "")
+    names = ", ".join(shake.dns_names) or "no DNS name"
+    return _Shake(leaf, f"{version}: {leaf.subject.rfc4514_string()} ({names})")
+
+
+def _mesh_issued(leaf: x509.Certificate, model: MeshModel) -> bool:
+    """A certificate with a SPIFFE URI of the mesh's trust domain: a proxy's, not the app's."""
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return False
+    prefix = f"spiffe://{model.trust_domain}/"
+    return any(
+        u.startswith(prefix) for u in san.value.get_values_for_type(x509.UniformResourceIdentifier)
+    )
