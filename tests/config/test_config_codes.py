@@ -202,6 +202,11 @@ CASES: list[tuple[str, str, Found]] = [
         WORKLOAD + "  outside: true\n  sidecar: true\n",
         [("MW0151", 7, "spec.sidecar")],
     ),
+    (
+        "MW0189 hostnames on a mesh workload",
+        WORKLOAD + "  hostnames: [api.example]\n",
+        [("MW0189", 6, "spec.hostnames")],
+    ),
     ("MW0124 duplicate key", WORKLOAD + "  command: [sh]\n", [("MW0124", 6, "spec.command")]),
     (
         "MW0125 subjectAltNames",

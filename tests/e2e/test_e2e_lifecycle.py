@@ -103,6 +103,14 @@ def test_demo_check_verifies_the_seed_system(tmp_path: Path) -> None:
     assert "probes: all expectations hold" in out
     assert '"location_saw_caller": "By=spiffe://cluster.local/ns/geo/sa/location-service' in out
     assert "URI=spiffe://cluster.local/ns/core/sa/user-service" in out
+    # egress: the allowed workload's call leaves with mTLS the gateway originates; another
+    # workload gets 403 from the gateway; passthrough TLS is verified by the app end to end
+    assert (
+        "HTTP 200; the maps API saw TLSv1.3, SNI api.maps.example, client certificate "
+        "['URI:spiffe://maps-customers.example/simple-system']" in out
+    )
+    assert "HTTP 403: RBAC: access denied" in out
+    assert "certificate CN=payments.example verified by the app" in out
     # enforce: one analyzer finding and one unsafe change refused, each with its fix
     assert "MW0501 Workload geo/location-service" in out
     assert "core-permissive.yaml:2 spec.mtls.mode: error MW0601" in out

@@ -172,12 +172,13 @@ def test_outside_workloads_are_hosts_not_pods() -> None:
     key = PodKey("ext", "partner", 0)
     assert outside_keys(config) == (key,)
     assert Loopback("127.172.0.0/16").place_outside([key]) == {key: ("", "127.172.250.2")}
-    (plan,) = plan_outside(config, {key: "198.19.9.2"})
+    (plan,) = plan_outside(config, {key: "198.19.9.2"}, "/var/mesh")
     assert (plan.pod, plan.sidecar, plan.pod_ip) == ("partner-0", False, "198.19.9.2")
     assert dict(plan.env) == {
         "MESHWARD_APP_HOST": "198.19.9.2",
         "MESHWARD_NAMESPACE": "ext",
         "MESHWARD_POD_IP": "198.19.9.2",
         "MESHWARD_POD_NAME": "partner-0",
+        "MESHWARD_STATE_DIR": "/var/mesh",  # where the demo's outside-world PKI is
     }
     assert plan.argv[-4:] == ("--host", "198.19.9.2", "--port", "9000")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import io
 import json
 import signal
@@ -21,9 +20,16 @@ import time
 from pathlib import Path
 
 from meshward.cli import analyze as analyze_command
-from meshward.cli import authz, demo_ingress, end_user_demo, inspect, lifecycle
+from meshward.cli import (
+    app_client,
+    authz,
+    demo_egress,
+    demo_ingress,
+    end_user_demo,
+    inspect,
+    lifecycle,
+)
 from meshward.errors import MeshwardError
-from meshward.netns import enter
 from meshward.runner.runner import Runner
 from meshward.samples.simple_system import credentials
 from meshward.state.layout import StateDir
@@ -77,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         if pki is not None:
             headers = {"x-api-key": credentials.API_KEY} | admin
             demo_ingress.show(state, pki, headers)
+            demo_egress.show(state, pki.partner_ca)
         _show_denial(state)
         print("\nverifying (probes derived from the effective configuration) ...\n", flush=True)
         results = run_probes(state)
@@ -142,26 +149,10 @@ def _show_request(state: StateDir, end_user: dict[str, str]) -> None:
 
 
 def _get_user(caller: PodRecord, headers: dict[str, str]) -> tuple[int, str, str] | None:
-    """GET user 1 through the caller's sidecar: status, WWW-Authenticate, body. loopback:
-    the caller's sidecar as HTTP proxy; netns: from inside the caller's pod to the
-    service's VIP, captured by its sidecar."""
-    connection = http.client.HTTPConnection(caller.pod_ip, 15001, timeout=10)
-    path = "http://user-service.core:8080/users/1"
-    try:
-        if caller.netns:
-            target = dict(caller.env).get("MESHWARD_SVC_CORE_USER_SERVICE_8080", "")
-            host, _, port = target.rpartition(":")
-            connection.sock = _open(caller, host, int(port))
-            path = "/users/1"
-        connection.request("GET", path, headers={"Host": "user-service.core:8080", **headers})
-        response = connection.getresponse()
-        body = response.read().decode(errors="replace")
-    except OSError as error:
-        print(f"  failed: {error}")
-        return None
-    finally:
-        connection.close()
-    return response.status, response.getheader("www-authenticate") or "-", body
+    """GET user 1 through the caller's sidecar: status, WWW-Authenticate, body."""
+    return app_client.get(
+        caller, "MESHWARD_SVC_CORE_USER_SERVICE_8080", "user-service.core:8080", "/users/1", headers
+    )
 
 
 def _show_denial(state: StateDir) -> None:
@@ -176,7 +167,7 @@ def _show_denial(state: StateDir) -> None:
     print("  geo/location-service → core/database (TCP 6379, through its sidecar):", end=" ")
     host, _, port = address.rpartition(":")
     try:
-        with _open(caller, host, int(port)) as sock:
+        with app_client.connect(caller, host, int(port)) as sock:
             sock.sendall(b"PING\r\n")
             sock.settimeout(2)
             answer = sock.recv(64)
@@ -195,13 +186,6 @@ def _show_denial(state: StateDir) -> None:
         print("  The database's sidecar logged it, naming the decision:")
         keep = ("peer", "local", "termination")
         print("    " + json.dumps({k: entry.get(k) for k in keep}))
-
-
-def _open(caller: PodRecord, host: str, port: int) -> socket.socket:
-    """A connection as `caller`'s app would open it (from inside its pod in netns mode)."""
-    if caller.netns:
-        return enter.connect(caller.netns, (host, port), timeout=3)
-    return socket.create_connection((host, port), timeout=3)
 
 
 UNSAFE_CHANGE = """\

@@ -24,11 +24,14 @@ HTTPS_PORT = 8443  # examples/simple-system/ingress.yaml
 
 
 def prepare(state: StateDir) -> edge_pki.ExamplePki:
-    """Make the example's PKI under the state directory and store its two credentials."""
+    """Make the example's PKI under the state directory (`<state>/example-pki`, where the
+    example's outside servers read their certificates) and store its three credentials."""
     pki = edge_pki.example(state.root / "example-pki")
     for name, (cert, key), ca in (
         ("users-cert", pki.users, b""),
         ("mobile-cert", pki.mobile, pki.app_ca.read_bytes()),
+        # the egress gateway's client certificate for the maps API (examples' egress.yaml)
+        ("maps-client", pki.maps_client, pki.partner_ca.read_bytes()),
     ):
         secret = secrets.TlsSecret(name, cert.read_bytes(), key.read_bytes(), ca)
         problems = secrets.check(secret, datetime.now(UTC))
@@ -75,7 +78,7 @@ def _get(
 def show(state: StateDir, pki: edge_pki.ExamplePki, headers: dict[str, str]) -> None:
     """The requests, with `headers` (the API key and the end user's token user-service wants)."""
     mesh = read_mesh(state)
-    gateways = [p for p in mesh.pods if p.gateway] if mesh else []
+    gateways = [p for p in mesh.pods if p.gateway == "ingress"] if mesh else []
     if not gateways:
         return
     ip = gateways[0].pod_ip

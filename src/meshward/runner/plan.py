@@ -68,10 +68,14 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(replace, text)
 
 
-def plan_outside(config: ConfigSet, placed: Mapping[PodKey, str]) -> tuple[PodPlan, ...]:
+def plan_outside(
+    config: ConfigSet, placed: Mapping[PodKey, str], state_dir: str = ""
+) -> tuple[PodPlan, ...]:
     """One plan per replica of each `outside: true` workload, at its address in `placed`:
     a host outside the mesh, so no sidecar and no mesh service addresses (only what any
-    outside client has: its own address)."""
+    outside client has: its own address). `MESHWARD_STATE_DIR` tells the outside test
+    servers where the demo's example PKI is (`<state>/example-pki`): they stand for the
+    outside world, whose certificates the demo makes up; mesh apps are not told."""
     plans = []
     for workload in config.workloads:
         if not workload.outside:
@@ -83,6 +87,7 @@ def plan_outside(config: ConfigSet, placed: Mapping[PodKey, str]) -> tuple[PodPl
                 "MESHWARD_POD_IP": ip,
                 "MESHWARD_POD_NAME": key.pod_name,
                 "MESHWARD_NAMESPACE": key.namespace,
+                "MESHWARD_STATE_DIR": state_dir,
             }
             for item in workload.env:
                 env[item[0]] = expand(item[1], env)

@@ -209,7 +209,9 @@ class Runner:
             network = dataclasses.replace(network, outside=placed)
             model, _ = build(config, addresses, network)
         plans = plan_pods(config, model)
-        outside_plans = plan_outside(config, {key: ip for key, (_, ip) in outside.items()})
+        outside_plans = plan_outside(
+            config, {key: ip for key, (_, ip) in outside.items()}, str(self.state.root.resolve())
+        )
         self.generation += 1
         identities = {p.key: p.identity.uri if p.identity else "" for p in model.pods}
         ports = {p.key: tuple(port.port for port in p.ports) for p in model.pods}

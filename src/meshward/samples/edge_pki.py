@@ -1,6 +1,8 @@
-"""Certificates from outside the mesh for the ingress examples: server certificates for public
-host names and client certificates for mobile apps, each from its own CA (made with
-`cryptography`, never meshward.ca: these CAs are the world's, not the mesh's).
+"""Certificates from outside the mesh for the ingress and egress examples: server certificates
+for public host names, client certificates for mobile apps, and the partner APIs' own PKI
+(their server certificates, and the client certificate the mesh presents to the maps API),
+each from its own CA (made with `cryptography`, never meshward.ca: these CAs are the
+world's, not the mesh's).
 
 `python -m meshward.samples.edge_pki DIR` writes the simple-system example's set (see
 `example`); `meshward demo`, the ingress tests and bench/ingress.py use `Ca` directly.
@@ -113,9 +115,18 @@ class ExamplePki:
     mobile: tuple[Path, Path]  # mobile-cert: certificate, key (server side)
     app_ca: Path  # mobile-cert's CA bundle: signs the mobile app's client certificates
     app: tuple[Path, Path]  # the mobile app's client certificate and key
+    # egress: the partners' CA signs api.maps.example and payments.example (their servers'
+    # certificates); the maps API accepts client certificates from maps-customers only, and
+    # maps-client (a credential of the egress gateway) is the mesh's.
+    partner_ca: Path
+    maps_api: tuple[Path, Path]
+    payments_api: tuple[Path, Path]
+    maps_customers_ca: Path
+    maps_client: tuple[Path, Path]
 
 
 MOBILE_APP_URI = "spiffe://mobile.example.com/ns/apps/sa/mobile"
+MAPS_CLIENT_URI = "spiffe://maps-customers.example/simple-system"
 
 
 def example(directory: Path) -> ExamplePki:
@@ -124,7 +135,22 @@ def example(directory: Path) -> ExamplePki:
     users = servers.issue("users", dns="users.example.com")
     mobile = servers.issue("mobile", dns="mobile.example.com")
     app = apps.issue("mobile-app", uri=MOBILE_APP_URI)
-    return ExamplePki(servers.cert_file, users[:2], mobile[:2], apps.cert_file, app[:2])
+    partners, customers = Ca("partner-apis", directory), Ca("maps-customers", directory)
+    maps_api = partners.issue("maps-api", dns="api.maps.example")
+    payments_api = partners.issue("payments-api", dns="payments.example")
+    maps_client = customers.issue("maps-client", uri=MAPS_CLIENT_URI)
+    return ExamplePki(
+        servers.cert_file,
+        users[:2],
+        mobile[:2],
+        apps.cert_file,
+        app[:2],
+        partners.cert_file,
+        maps_api[:2],
+        payments_api[:2],
+        customers.cert_file,
+        maps_client[:2],
+    )
 
 
 def main() -> None:
@@ -136,6 +162,10 @@ def main() -> None:
     print(
         f"meshward secret create tls mobile-cert --cert {made.mobile[0]} "
         f"--key {made.mobile[1]} --cacert {made.app_ca}"
+    )
+    print(
+        f"meshward secret create tls maps-client --cert {made.maps_client[0]} "
+        f"--key {made.maps_client[1]} --cacert {made.partner_ca}"
     )
 
 

@@ -7,10 +7,11 @@ from one replica's app, through its sidecar — the path the app's own calls tak
   * HTTP ports: a GET for the host. The gateway's AuthorizationPolicies on the listener port
     the call arrives at decide its fate (predicted with model/authz_eval for the caller's
     identity, which the gateway knows when the sidecar's hop is mesh mTLS). Allowed
-    (`egress-gateway`): the request leaves from the gateway, and where the gateway
-    originates TLS the server must report TLS with the rule's SNI and, for MUTUAL, the
-    credential's client certificate (the outside test server reports what it saw; any other
-    server passes when it answers). Denied (`egress-gateway-denied`): 403 from the gateway.
+    (`egress-gateway`): answered, and the gateway's access log has the probe forwarded to
+    the host's cluster; where the server reports what it saw (the outside test server), in
+    netns mode it saw the gateway's address, and where the gateway originates TLS it saw TLS
+    with the rule's SNI and, for MUTUAL, the credential's client certificate. Denied
+    (`egress-gateway-denied`): 403 from the gateway.
   * TLS ports (tls/tcp routes to a PASSTHROUGH or TERMINATE_TCP chain): a TLS handshake with
     SNI = the host (`tls-passthrough`): the certificate must be the server's own — a DNS SAN
     naming the host, issued by no mesh CA — so nothing on the path terminated the app's TLS;
@@ -36,9 +37,10 @@ from meshward.model.ir import (
     is_http,
 )
 from meshward.state.layout import StateDir
-from meshward.verify import dial
+from meshward.verify import access_log, dial
 from meshward.verify.origination_probes import expected_client_sans
 from meshward.verify.probe import ProbeResult
+from meshward.xds.access_log import PROBE_HEADER
 
 TIMEOUT = 3.0
 
@@ -150,10 +152,9 @@ def _http_probe(state: StateDir, model: MeshModel, hop: Hop) -> ProbeResult:
     decision = _decision(hop, http=True)
     target = _target(hop)
     route = dial.via_sidecar(model.network, hop.caller, hop.service)
+    probe_id = uuid.uuid4().hex
     status, body = (
-        dial.http_exchange(
-            route, "GET", hop.service.name, "/", {"X-Meshward-Probe": uuid.uuid4().hex}
-        )
+        dial.http_exchange(route, "GET", hop.service.name, "/", {PROBE_HEADER: probe_id})
         if route is not None
         else (None, b"")
     )
@@ -165,22 +166,32 @@ def _http_probe(state: StateDir, model: MeshModel, hop: Hop) -> ProbeResult:
     clusters = _virtual_host(hop.chain, hop.service.name)
     leaving = next((s for s in hop.gateway.outbound if s.cluster_name in clusters), None)
     origination = leaving.origination if leaving is not None else None
-    expected = "answered from the gateway's address" + (
+    leaving_cluster = leaving.cluster_name if leaving is not None else "?"
+    expected = f"answered, forwarded by the gateway to {leaving_cluster}" + (
         f", {origination.mode} TLS with SNI {origination.sni} originated there"
         if origination is not None
         else ""
     )
     if status is None or status >= 500 or status == 403:
         return ProbeResult("egress-gateway", target, expected, f"HTTP {status}", False)
+    # The gateway logs every probe: proof the call left through it, in either network mode.
+    log = state.sidecar_log(hop.gateway.pod.key.namespace, hop.gateway.pod.key.pod_name)
+    entry = access_log.wait_for([log], lambda e: e.get("probe") == probe_id)
+    forwarded = entry is not None and entry.get("upstream_cluster") == leaving_cluster
+    observed = f"HTTP {status}; gateway log: " + (
+        f"{entry.get('code')} via {entry.get('upstream_cluster')}" if entry else "nothing"
+    )
     try:
         view = json.loads(body)
     except ValueError:
         view = None
     if not isinstance(view, dict) or "peer" not in view:
-        observed = f"HTTP {status} (the server does not report what it saw)"
-        return ProbeResult("egress-gateway", target, expected, observed, True)
-    ok = view.get("peer") == hop.gateway.pod.address.pod_ip
-    observed = f"HTTP {status}; server saw peer {view.get('peer')}"
+        observed += " (the server does not report what it saw)"
+        return ProbeResult("egress-gateway", target, expected, observed, forwarded)
+    ok = forwarded
+    if hop.caller.capture:  # netns: the gateway's own address is the one that leaves
+        ok = ok and view.get("peer") == hop.gateway.pod.address.pod_ip
+        observed += f"; server saw peer {view.get('peer')}"
     if origination is not None:
         client = view.get("client_cert")
         sans = sorted(client.get("sans", ())) if isinstance(client, dict) else None
