@@ -110,6 +110,32 @@ def test_expected_documents() -> None:
                 ("geo", "deny-plaintext"),
             )
         ),
+        ("egress.yaml", "meshward.io/v1alpha1", "Workload", "istio-system", "egressgateway"),
+        ("egress.yaml", "v1", "Service", "istio-system", "egressgateway"),
+        ("egress.yaml", "networking.istio.io/v1", "Gateway", "istio-system", "egress"),
+        *(
+            ("egress.yaml", "networking.istio.io/v1", "DestinationRule", "istio-system", name)
+            for name in ("egressgateway", "maps-mtls")
+        ),
+        *(
+            ("egress.yaml", "meshward.io/v1alpha1", "Workload", "partners", name)
+            for name in ("maps", "payments")
+        ),
+        *(
+            ("egress.yaml", "networking.istio.io/v1", "ServiceEntry", "istio-system", name)
+            for name in ("maps", "payments")
+        ),
+        *(
+            ("egress.yaml", "networking.istio.io/v1", "VirtualService", "istio-system", name)
+            for name in ("maps-through-egress", "payments-through-egress")
+        ),
+        (
+            "egress.yaml",
+            "security.istio.io/v1",
+            "AuthorizationPolicy",
+            "istio-system",
+            "egress-callers",
+        ),
         *(
             ("admission.yaml", "meshward.io/v1alpha1", "AdmissionPolicy", "", name)
             for name in (
@@ -154,7 +180,11 @@ def test_security_and_topology_as_designed() -> None:
             "credentials": (1, True, [("grpc", 9000)]),
             "idp": (1, False, [("http", 9443)]),
             "ingressgateway": (1, True, []),  # a gateway pod: its Envoy alone
+            "egressgateway": (1, True, []),
             "vault": (1, True, [("tls", 8443)]),
+            # outside hosts (`outside: true`: never a sidecar), the partners' APIs
+            "maps": (1, True, [("https", 9443)]),
+            "payments": (1, True, [("https", 9443)]),
         },
         [{"name": "tcp-redis", "port": 6379, "targetPort": 6379, "appProtocol": "redis"}],
     )
@@ -184,4 +214,7 @@ def test_config_loader_accepts_the_example() -> None:
         [p.name for p in loaded.mesh.extension_providers],
         len(loaded.gateways),
         len(loaded.virtual_services),
-    ) == ((), 8, 7, 2, 10, 1, "cluster.local", ["credentials"], 1, 2)
+        len(loaded.service_entries),
+        len(loaded.destination_rules),
+        loaded.mesh.outbound_traffic_policy,
+    ) == ((), 11, 8, 2, 11, 1, "cluster.local", ["credentials"], 2, 4, 2, 2, "REGISTRY_ONLY")
