@@ -158,16 +158,17 @@ spec:
 POOL = "127.151.0.0/16"
 
 
-def config(extra: str = "") -> ConfigSet:
-    loaded = load_text(MESH + extra, "egress.yaml")
+def config(extra: str = "", *, base: str = MESH) -> ConfigSet:
+    """The mesh (`base`: MESH or a variation of it) with `extra` documents."""
+    loaded = load_text(base + extra, "egress.yaml")
     assert [d for d in loaded.diagnostics if d.level.name == "ERROR"] == []
     return loaded
 
 
 def model(
-    extra: str = "", pool: str = POOL, network: ir.Network = ir.LOOPBACK
+    extra: str = "", pool: str = POOL, network: ir.Network = ir.LOOPBACK, *, base: str = MESH
 ) -> tuple[ir.MeshModel, tuple[Diagnostic, ...]]:
-    loaded = config(extra)
+    loaded = config(extra, base=base)
     addresses = allocate(replicas(loaded.workloads), {}, pool)
     return build(loaded, addresses, network)
 

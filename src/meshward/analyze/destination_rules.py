@@ -26,6 +26,16 @@ from meshward.model.ir import EffectiveMtls, OutboundService, PodKey
 _SOURCE = re.compile(r"^(DestinationRule \S+)(?: \(port (\d+)\))?$")
 
 
+def deciding_rule(service: OutboundService) -> tuple[str, str] | None:
+    """(`DestinationRule ns/name`, the field that decided) for a service port whose TLS a
+    rule set, else None (auto-mTLS)."""
+    match = _SOURCE.match(service.tls_source)
+    if match is None:
+        return None
+    ref, port_level = match.groups()
+    return ref, "spec.trafficPolicy.portLevelSettings" if port_level else "spec.trafficPolicy.tls"
+
+
 def _inbound_modes(facts: Facts) -> dict[tuple[PodKey, int], EffectiveMtls]:
     return {
         (proxy.pod.key, port.port): port.mtls
@@ -41,19 +51,16 @@ def tls_contradictions(facts: Facts) -> Iterator[Diagnostic]:
     seen: set[tuple[str, str, int]] = set()
     for proxy in facts.model.proxies:
         for service in proxy.outbound:
-            match = _SOURCE.match(service.tls_source)
-            if match is None or service.tls == "AUTO":
+            rule = deciding_rule(service)
+            if rule is None or service.tls == "AUTO":
                 continue
-            ref, port_level = match.groups()
+            ref, field = rule
             if (ref, service.fqdn, service.port) in seen:
                 continue
             problem = _problem(service, modes, sidecar)
             if problem is None:
                 continue
             seen.add((ref, service.fqdn, service.port))
-            field = (
-                "spec.trafficPolicy.portLevelSettings" if port_level else "spec.trafficPolicy.tls"
-            )
             code = _CODES.get(service.tls, "MW0521")
             yield finding(
                 code,

@@ -610,6 +610,16 @@ CATALOG: dict[str, Code] = _table(
         fix="use ISTIO_MUTUAL or no trafficPolicy.tls for mesh workloads; SIMPLE/MUTUAL are for "
         "servers that terminate TLS themselves",
     ),
+    Code(
+        "MW0526",
+        E,
+        "a sidecar route sends an external host to an egress gateway port whose servers cannot"
+        " take it (plaintext to ISTIO_MUTUAL, an SNI no server matches, mTLS to PASSTHROUGH or"
+        " plaintext servers): traffic fails",
+        fix="for an ISTIO_MUTUAL server write a DestinationRule for the gateway Service with"
+        " portLevelSettings tls {mode: ISTIO_MUTUAL, sni: <a host of the server>}; for"
+        " PASSTHROUGH or plaintext servers send no mesh mTLS (no ISTIO_MUTUAL for that port)",
+    ),
     # MW053x mesh-wide posture (analyze/network.py, certificates.py)
     Code(
         "MW0530",

@@ -259,6 +259,12 @@ class OutboundService:
         return f"outbound|{self.port}||{self.fqdn}"
 
     @property
+    def mesh_sni(self) -> str:
+        """The SNI of the sidecar's mesh mTLS to this port: the DestinationRule's `sni`, else
+        Istio's `outbound_.<port>_._.<fqdn>`."""
+        return self.mtls_sni or f"outbound_.{self.port}_._.{self.fqdn}"
+
+    @property
     def stream_destinations(self) -> tuple[tuple[str, int], ...]:
         """Where a TCP connection to this port goes: (cluster, weight), VirtualService first."""
         return self.tcp_routes or ((self.cluster_name, 100),)

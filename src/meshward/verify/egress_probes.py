@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from meshward.model import authz_eval
+from meshward.model import authz_eval, gateway_hops
 from meshward.model.ir import (
     GatewayChain,
     GatewayListener,
@@ -80,35 +80,25 @@ def egress_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
 
 
 def _hop(model: MeshModel, caller: ProxyModel, service: OutboundService) -> Hop | None:
-    clusters = (
-        [c for route in service.vs_routes for c, _ in route.clusters]
-        if service.vs_routes
-        else [c for c, _ in service.tcp_routes or ()]
-    )
-    if len(clusters) != 1:
+    if len(gateway_hops.routed_clusters(service)) != 1:
         return None  # split or no routes: which gateway answers is not one answer
-    to_gateway = next((s for s in caller.outbound if s.cluster_name == clusters[0]), None)
-    if to_gateway is None or len(to_gateway.endpoints) == 0:
+    found = gateway_hops.gateway_hops(model, caller, service)
+    if not found or found[0].endpoint != found[0].to_gateway.endpoints[0]:
         return None
-    endpoint = to_gateway.endpoints[0]
-    gateway = next((p for p in model.proxies if p.pod.key == endpoint.pod), None)
-    if gateway is None or gateway.gateway is None:
-        return None
-    listener = next((g for g in gateway.gateway.listeners if g.port == endpoint.port), None)
-    if listener is None:
-        return None
-    sni = to_gateway.mtls_sni if endpoint.mtls else service.name
+    hop = found[0]
+    endpoint, listener = hop.endpoint, hop.listener
+    sni = hop.to_gateway.mtls_sni if endpoint.mtls else service.name
     chain = _chain(listener, sni, service.name, tls=endpoint.mtls or not is_http(service.protocol))
     if chain is None:
         return None
-    return Hop(caller, service, gateway, listener, chain, endpoint.mtls)
+    return Hop(caller, service, hop.gateway, listener, chain, endpoint.mtls)
 
 
 def _chain(listener: GatewayListener, sni: str, host: str, *, tls: bool) -> GatewayChain | None:
     for chain in listener.chains:
         if tls != (chain.kind not in ("HTTP", "TCP")):
             continue
-        if not chain.server_names or sni in chain.server_names:
+        if gateway_hops.matches_sni(chain, sni):
             if chain.kind in ("HTTP", "TERMINATE") and not _virtual_host(chain, host):
                 continue
             return chain

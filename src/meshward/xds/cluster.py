@@ -164,10 +164,9 @@ def outbound_cluster(service: ir.OutboundService) -> cluster_pb2.Cluster:
         lb_endpoints,
         _http_options(service.protocol, plaintext=plaintext),
     )
-    # Istio's SNI for mesh traffic: outbound_.<port>_._.<fqdn>, unless the rule names one.
     context = tls.upstream_context(
         service.subject_alt_names,
-        sni=service.mtls_sni or f"outbound_.{service.port}_._.{service.fqdn}",
+        sni=service.mesh_sni,
         http=ir.is_http(service.protocol),
     )
     mtls = cluster.transport_socket_matches.add(name="tlsMode-istio")

@@ -1,0 +1,137 @@
+"""MW0526 (analyze/egress_gateway.py): the egress gateway mesh of tests/gateway/egress_cases.py
+is clean; each variation changes one thing so that a sidecar's route for an external host
+meets a gateway port whose servers cannot take what the sidecar sends — the exact findings
+(resource, field, message with the fix). Quiet variations prove the check does not guess."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshward.analyze import analyze
+from tests.gateway import egress_cases
+
+GW = egress_cases.GW_FQDN
+MESH = egress_cases.MESH
+DR = "DestinationRule istio-system/egressgateway"
+PORTS = "spec.trafficPolicy.portLevelSettings"
+
+# The sidecar's rule for the gateway, as written in egress_cases.MESH.
+RULE_80 = """\
+    - port: {{number: 80}}
+      tls: {{mode: ISTIO_MUTUAL, sni: api.maps.example}}
+"""
+RULE_8443 = """\
+    - port: {{number: 8443}}
+      tls: {{mode: ISTIO_MUTUAL, sni: bank.example}}
+"""
+RULE_443 = """\
+    - port: {{number: 443}}
+      tls: {{mode: ISTIO_MUTUAL}}
+"""
+SERVER_80 = """\
+  - port: {{number: 80, name: https-maps, protocol: HTTPS}}
+    hosts: [api.maps.example]
+    tls: {{mode: ISTIO_MUTUAL}}
+"""
+
+
+def _variant(old: str, new: str) -> str:
+    old, new = old.replace("{{", "{").replace("}}", "}"), new.replace("{{", "{").replace("}}", "}")
+    assert MESH.count(old) == 1, old
+    return MESH.replace(old, new)
+
+
+def _mw0526(base: str) -> list[tuple[str, str, str]]:
+    model, model_findings = egress_cases.model(base=base)
+    found = analyze(egress_cases.config(base=base), model, model_findings=model_findings)
+    return [(d.resource, d.location.field, d.message) for d in found if d.code == "MW0526"]
+
+
+PLAIN_80 = (
+    "Workload shop/sleep",
+    "",
+    "calls from shop/sleep for api.maps.example:80 go to gateway istio-system/egressgateway "
+    "port 80 in plaintext (auto-mTLS never wraps traffic to a gateway pod), but the "
+    "gateway's servers there are ISTIO_MUTUAL: write a DestinationRule for "
+    f"{GW} with portLevelSettings "
+    "[{port: {number: 80}, tls: {mode: ISTIO_MUTUAL, sni: api.maps.example}}]",
+)
+PLAIN_8443 = (
+    "Workload shop/sleep",
+    "",
+    "calls from shop/sleep for bank.example:443 go to gateway istio-system/egressgateway "
+    "port 8443 in plaintext (auto-mTLS never wraps traffic to a gateway pod), but the "
+    "gateway's servers there are ISTIO_MUTUAL: write a DestinationRule for "
+    f"{GW} with portLevelSettings "
+    "[{port: {number: 8443}, tls: {mode: ISTIO_MUTUAL, sni: bank.example}}]",
+)
+
+
+def _sni(sni: str) -> tuple[str, str, str]:
+    return (
+        DR,
+        PORTS,
+        "calls from shop/sleep for api.maps.example:80 go to gateway istio-system/egressgateway "
+        f"port 80 over mesh mTLS with SNI {sni}, but the gateway's ISTIO_MUTUAL servers there "
+        f"match only api.maps.example: set tls.sni for port 80 in {DR} to a host of those servers",
+    )
+
+
+def _unterminated(port: int, host: str, servers: str) -> tuple[str, str, str]:
+    return (
+        DR,
+        PORTS,
+        f"calls from shop/sleep for {host} go to gateway istio-system/egressgateway port {port} "
+        "over mesh "
+        f"mTLS, but no server there terminates it ({servers}): remove ISTIO_MUTUAL for port "
+        f"{port} from {DR} (the sidecar then sends what the app sends), or make the Gateway "
+        "server ISTIO_MUTUAL",
+    )
+
+
+CASES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
+    "clean": (MESH, []),
+    # (a) no ISTIO_MUTUAL rule for the port: the sidecar sends plaintext to an mTLS server.
+    "no rule for port 80": (_variant(RULE_80, ""), [PLAIN_80]),
+    "no rule at all": (
+        _variant(
+            RULE_80 + RULE_8443, "    - port: {{number: 9999}}\n      tls: {{mode: DISABLE}}\n"
+        ),
+        [PLAIN_80, PLAIN_8443],
+    ),
+    # (b) mesh mTLS with an SNI the ISTIO_MUTUAL server does not match.
+    "wrong sni": (
+        _variant(RULE_80, RULE_80.replace("sni: api.maps.example", "sni: maps.example")),
+        [_sni("maps.example")],
+    ),
+    # ... Istio's default SNI when the rule names none.
+    "no sni": (
+        _variant(RULE_80, RULE_80.replace(", sni: api.maps.example", "")),
+        [_sni(f"outbound_.80_._.{GW}")],
+    ),
+    # (c) mesh mTLS to a PASSTHROUGH server, or to a plaintext HTTP server.
+    "mtls to passthrough": (
+        _variant(RULE_80, RULE_80 + RULE_443),
+        [_unterminated(443, "pay.example:443", "PASSTHROUGH")],
+    ),
+    "mtls to plaintext http": (
+        _variant(
+            SERVER_80,
+            SERVER_80.replace("HTTPS", "HTTP").replace("    tls: {{mode: ISTIO_MUTUAL}}\n", ""),
+        ),
+        [_unterminated(80, "api.maps.example:80", "plaintext HTTP")],
+    ),
+    # Quiet: a wildcard server host matches the rule's SNI (Envoy server_names).
+    "wildcard server host": (
+        _variant(
+            SERVER_80, SERVER_80.replace("hosts: [api.maps.example]", 'hosts: ["*.maps.example"]')
+        ),
+        [],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_mw0526(case: str) -> None:
+    base, expected = CASES[case]
+    assert _mw0526(base) == expected
