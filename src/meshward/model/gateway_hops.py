@@ -5,14 +5,16 @@ A `mesh` VirtualService routes a ServiceEntry port at the sidecar (`vs_routes` f
 gateway's listener on the endpoint's port decides by its filter chains what it takes: mesh
 mTLS (the sidecar's DestinationRule ISTIO_MUTUAL, with its `sni`) only where a chain
 terminates ISTIO_MUTUAL, plaintext or the app's own TLS elsewhere. Read from the built model
-by the verifier (verify/egress_probes.py: which calls to probe, and how) and the analyzer
-(analyze/egress_gateway.py: where the gateway's chains cannot take what the sidecar sends).
+by the verifier (verify/egress_probes.py: which calls to probe, and how), the analyzer
+(analyze/egress_gateway.py: where the gateway's chains cannot take what the sidecar sends)
+and `meshward authz explain` (cli/authz_gateway.py: the gateway's decision for a caller).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from meshward.model.authz_eval import Request
 from meshward.model.gateway import host_matches
 from meshward.model.ir import (
     GatewayChain,
@@ -21,6 +23,7 @@ from meshward.model.ir import (
     OutboundService,
     ProxyModel,
     UpstreamEndpoint,
+    is_http,
 )
 
 
@@ -71,3 +74,57 @@ def takes_mesh_mtls(chain: GatewayChain) -> bool:
 def matches_sni(chain: GatewayChain, sni: str) -> bool:
     """Envoy's `server_names` match: none matches any SNI; `*.x` matches names under x."""
     return not chain.server_names or any(host_matches(name, sni) for name in chain.server_names)
+
+
+def chain_for(hop: GatewayHop, service: OutboundService) -> GatewayChain | None:
+    """The gateway filter chain that takes `service`'s calls on `hop`, or None: matched by
+    the SNI that arrives (the sidecar's mesh mTLS SNI, or the app's own TLS with the host as
+    SNI), plaintext or not, and for HTTP chains by a virtual host serving the host."""
+    mutual = hop.endpoint.mtls
+    sni = hop.to_gateway.mesh_sni if mutual else service.name
+    tls = mutual or not is_http(service.protocol)
+    for chain in hop.listener.chains:
+        if tls != (chain.kind not in ("HTTP", "TCP")) or not matches_sni(chain, sni):
+            continue
+        if chain.kind in ("HTTP", "TERMINATE") and not route_clusters(chain, service.name):
+            continue
+        return chain
+    return None
+
+
+def route_clusters(chain: GatewayChain, host: str) -> tuple[str, ...]:
+    """The clusters of the first route of `chain`'s virtual host serving `host` (() if none)."""
+    for vhost in chain.virtual_hosts:
+        if host in vhost.domains or "*" in vhost.domains:
+            return tuple(c for route in vhost.routes[:1] for c, _ in route.clusters)
+    return ()
+
+
+def gateway_request(
+    hop: GatewayHop,
+    chain: GatewayChain,
+    service: OutboundService,
+    caller: ProxyModel,
+    *,
+    method: str = "GET",
+    path: str = "/",
+    headers: tuple[tuple[str, str], ...] = (),
+    principal: str | None = None,
+) -> Request:
+    """The request the gateway's AuthorizationPolicies see on `hop` from `caller`'s call to
+    `service`: the caller's principal (or `principal`) only over mesh mTLS — plaintext and
+    the app's own TLS carry no identity —, the host as Host and the chain's SNI."""
+    identity = caller.pod.identity
+    known = principal if principal is not None else identity.principal if identity else ""
+    return Request(
+        source_principal=known if hop.endpoint.mtls else "",
+        source_ip=caller.pod.address.pod_ip,
+        destination_ip=hop.gateway.pod.address.pod_ip,
+        destination_port=hop.listener.port,
+        sni=chain.server_names[0] if chain.server_names else "",
+        host=service.name,
+        method=method,
+        path=path,
+        headers=headers,
+        is_http=is_http(service.protocol),
+    )

@@ -47,14 +47,20 @@ TIMEOUT = 3.0
 
 @dataclass(frozen=True, slots=True)
 class Hop:
-    """Where a caller's call for an external host meets the gateway."""
+    """Where a caller's call for an external host meets the gateway, and the chain taking it."""
 
     caller: ProxyModel
     service: OutboundService  # the caller's outbound service for the external host
-    gateway: ProxyModel
-    listener: GatewayListener
+    via: gateway_hops.GatewayHop
     chain: GatewayChain
-    mutual: bool  # the sidecar → gateway hop is mesh mTLS (the gateway knows the caller)
+
+    @property
+    def gateway(self) -> ProxyModel:
+        return self.via.gateway
+
+    @property
+    def listener(self) -> GatewayListener:
+        return self.via.listener
 
 
 def egress_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
@@ -86,49 +92,15 @@ def _hop(model: MeshModel, caller: ProxyModel, service: OutboundService) -> Hop 
     if not found or found[0].endpoint != found[0].to_gateway.endpoints[0]:
         return None
     hop = found[0]
-    endpoint, listener = hop.endpoint, hop.listener
-    sni = hop.to_gateway.mtls_sni if endpoint.mtls else service.name
-    chain = _chain(listener, sni, service.name, tls=endpoint.mtls or not is_http(service.protocol))
+    chain = gateway_hops.chain_for(hop, service)
     if chain is None:
         return None
-    return Hop(caller, service, hop.gateway, listener, chain, endpoint.mtls)
+    return Hop(caller, service, hop, chain)
 
 
-def _chain(listener: GatewayListener, sni: str, host: str, *, tls: bool) -> GatewayChain | None:
-    for chain in listener.chains:
-        if tls != (chain.kind not in ("HTTP", "TCP")):
-            continue
-        if gateway_hops.matches_sni(chain, sni):
-            if chain.kind in ("HTTP", "TERMINATE") and not _virtual_host(chain, host):
-                continue
-            return chain
-    return None
-
-
-def _virtual_host(chain: GatewayChain, host: str) -> tuple[str, ...]:
-    """The clusters of the first route of the virtual host serving `host` (() if none)."""
-    for vhost in chain.virtual_hosts:
-        if host in vhost.domains or "*" in vhost.domains:
-            return tuple(c for route in vhost.routes[:1] for c, _ in route.clusters)
-    return ()
-
-
-def _decision(hop: Hop, *, http: bool) -> authz_eval.Decision:
-    identity = hop.caller.pod.identity
-    return authz_eval.evaluate(
-        hop.listener.authz,
-        authz_eval.Request(
-            source_principal=identity.principal if identity and hop.mutual else "",
-            source_ip=hop.caller.pod.address.pod_ip,
-            destination_ip=hop.gateway.pod.address.pod_ip,
-            destination_port=hop.listener.port,
-            sni=hop.chain.server_names[0] if hop.chain.server_names else "",
-            host=hop.service.name,
-            method="GET",
-            path="/",
-            is_http=http,
-        ),
-    )
+def _decision(hop: Hop) -> authz_eval.Decision:
+    request = gateway_hops.gateway_request(hop.via, hop.chain, hop.service, hop.caller)
+    return authz_eval.evaluate(hop.listener.authz, request)
 
 
 def _target(hop: Hop) -> str:
@@ -139,7 +111,7 @@ def _target(hop: Hop) -> str:
 
 
 def _http_probe(state: StateDir, model: MeshModel, hop: Hop) -> ProbeResult:
-    decision = _decision(hop, http=True)
+    decision = _decision(hop)
     target = _target(hop)
     route = dial.via_sidecar(model.network, hop.caller, hop.service)
     probe_id = uuid.uuid4().hex
@@ -153,7 +125,7 @@ def _http_probe(state: StateDir, model: MeshModel, hop: Hop) -> ProbeResult:
         return ProbeResult(
             "egress-gateway-denied", target, expected, f"HTTP {status}", status == 403
         )
-    clusters = _virtual_host(hop.chain, hop.service.name)
+    clusters = gateway_hops.route_clusters(hop.chain, hop.service.name)
     leaving = next((s for s in hop.gateway.outbound if s.cluster_name in clusters), None)
     origination = leaving.origination if leaving is not None else None
     leaving_cluster = leaving.cluster_name if leaving is not None else "?"
@@ -195,7 +167,7 @@ def _http_probe(state: StateDir, model: MeshModel, hop: Hop) -> ProbeResult:
 
 
 def _tls_probe(model: MeshModel, hop: Hop) -> ProbeResult:
-    decision = _decision(hop, http=False)
+    decision = _decision(hop)
     target = _target(hop)
     route = dial.via_sidecar(model.network, hop.caller, hop.service)
     host = hop.service.name
