@@ -119,3 +119,84 @@ def test_preview_lists_recorded_requests_a_candidate_policy_would_deny(
     assert "1 request(s) would be DENIED (allowed today)" in out
     assert "GET /healthz  from plaintext  → DENY geo/deny-plaintext rule[0]" in out
     assert "user-service" not in out.split("would be DENIED")[1]
+
+
+MAPS_VIA = (
+    "  via:      gateway istio-system/egressgateway-0:8080 (egressgateway.istio-system.svc."
+    "cluster.local), mesh mTLS, SNI api.maps.example (DestinationRule istio-system/egressgateway"
+    " (port 80))\n"
+    "  server:   TERMINATE ISTIO_MUTUAL (api.maps.example); the gateway's policies decide\n"
+)
+# The maps entry's HTTPS port is the gateway's way out; a sidecar may dial it too (no route).
+MAPS_443 = (
+    "TCP connection → api.maps.example:443 (ServiceEntry istio-system/maps, TCP)\n"
+    "  caller:   {caller}\n"
+    "  path:     the caller's sidecar sends it out itself (no gateway route)\n"
+    "  decision: ALLOW: no AuthorizationPolicy applies to outbound calls (Istio's are inbound); "
+    "route it through an egress gateway to decide\n\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("caller", "code", "decision"),
+    [
+        (
+            "geo/location-service",
+            0,
+            "  identity: cluster.local/ns/geo/sa/location-service\n"
+            "  decision: ALLOW\n"
+            "  by:       ALLOW policy istio-system/egress-callers rule[0]\n"
+            "  why:      matched ALLOW policy istio-system/egress-callers rule[0]\n\n",
+        ),
+        (
+            "core/user-service",
+            1,
+            "  identity: cluster.local/ns/core/sa/user-service\n"
+            "  decision: DENY (403)\n"
+            "  why:      no ALLOW rule matched; ALLOW policies in force: "
+            "istio-system/egress-callers\n\n",
+        ),
+    ],
+)
+def test_an_external_host_is_decided_at_the_egress_gateway(
+    state: StateDir, capsys: pytest.CaptureFixture[str], caller: str, code: int, decision: str
+) -> None:
+    # The example routes api.maps.example through the egress gateway over mesh mTLS: the
+    # gateway's policy, not the caller's sidecar, decides, on the caller's identity.
+    namespace, workload = caller.split("/")
+    assert explain(state, "--from", workload, "-n", namespace, "--to", "api.maps.example") == code
+    assert capsys.readouterr().out == (
+        "GET / → api.maps.example:80 (ServiceEntry istio-system/maps, HTTP)\n"
+        f"  caller:   {caller}-0\n" + MAPS_VIA + decision + MAPS_443.format(caller=f"{caller}-0")
+    )
+
+
+def test_passthrough_at_the_egress_gateway_carries_no_identity(
+    state: StateDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("--from", "user-service", "-n", "core", "--to", "payments.example:443")
+    assert explain(state, *args) == 0
+    assert capsys.readouterr().out == (
+        "TCP connection → payments.example:443 (ServiceEntry istio-system/payments, TCP)\n"
+        "  caller:   core/user-service-0\n"
+        "  via:      gateway istio-system/egressgateway-0:8443 (egressgateway.istio-system.svc."
+        "cluster.local), the app's own TLS, SNI payments.example: no caller identity behind it\n"
+        "  server:   PASSTHROUGH (payments.example); the gateway's policies decide\n"
+        "  identity: no identity\n"
+        "  decision: ALLOW\n"
+        "  by:       ALLOW policy istio-system/egress-callers rule[1]\n"
+        "  why:      matched ALLOW policy istio-system/egress-callers rule[1]\n\n"
+    )
+
+
+def test_the_gateways_own_service_points_at_the_host(
+    state: StateDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        explain(state, "--from", "user-service", "-n", "core", "--to", "egressgateway.istio-system")
+        == 1
+    )
+    assert capsys.readouterr().err == (
+        "error: egressgateway.istio-system.svc.cluster.local:80 is a gateway's Service: name the "
+        "host the call is for (--to <ServiceEntry host>) to see the gateway's decision\n"
+    )

@@ -221,6 +221,25 @@ def test_wrapped_tls_is_authorized_by_the_callers_identity(world: World) -> None
     }
 
 
+@pytest.mark.parametrize(
+    ("workload", "to", "decision"),
+    [
+        ("sleep", "api.maps.example:80", "ALLOW"),
+        ("intruder", "bank.example:80", "DENY (403)"),
+        ("intruder", "vault.example:443", "DENY (connection closed)"),
+        ("intruder", "pay.example:443", "ALLOW"),
+    ],
+)
+def test_authz_explain_gives_the_gateways_decision(
+    world: World, workload: str, to: str, decision: str
+) -> None:
+    # What the tests above saw on the wire, predicted from the config at the gateway.
+    explained = world.mesh.cli("authz", "explain", "--from", workload, "-n", "shop", "--to", to)
+    assert explained.returncode == 0, explained.stderr
+    lines = explained.stdout.splitlines()
+    assert [line for line in lines if line.startswith("  decision:")] == [f"  decision: {decision}"]
+
+
 def test_verify_proves_the_egress_gateway(world: World) -> None:
     result = world.mesh.cli("verify", "--json", timeout=120)
     report = json.loads(result.stdout)

@@ -2,7 +2,8 @@
 
 - explain: evaluates the configured policies in Python (model/authz_eval.py, the same IR the
   sidecars are programmed from) for one hypothetical request and prints the decision, the
-  deciding policy and rule, the dry-run results and the effective mTLS mode.
+  deciding policy and rule, the dry-run results and the effective mTLS mode; for a
+  ServiceEntry host, the egress gateway's decision (cli/authz_gateway.py).
 - check: reads a sidecar's live Envoy configuration (admin /config_dump) and lists the RBAC
   policies actually in force per port, next to what the control plane intends.
 - preview: replays the requests the sidecars recorded (inbound access log) against the
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshward.cli import authz_gateway
 from meshward.cli.lifecycle import print_diagnostics
 from meshward.config import load
 from meshward.config.store import merge, read_paths, read_store, write_store
@@ -95,6 +97,11 @@ def _targets(model: MeshModel, to: str) -> list[Target] | str:
         port = next((i for i in proxy.inbound if i.port == endpoint.port), None)
         if port is not None:
             found.append(Target(service, pods[endpoint.pod], port))
+    if not found and any(e.pod in proxies and proxies[e.pod].gateway for e in service.endpoints):
+        return (
+            f"{service.fqdn}:{service.port} is a gateway's Service: name the host the call is "
+            "for (--to <ServiceEntry host>) to see the gateway's decision"
+        )
     if not found:
         return f"{service.fqdn}:{service.port} has no sidecar endpoints (no policy applies)"
     return found
@@ -181,6 +188,9 @@ def explain(args: argparse.Namespace) -> int:
     model = _model(state)
     if model is None:
         return 1
+    external = authz_gateway.targets(model, args)
+    if external is not None:
+        return _explain_external(external, args)
     targets = _targets(model, args.to)
     if isinstance(targets, str):
         print(f"error: {targets}", file=sys.stderr)
@@ -209,6 +219,28 @@ def explain(args: argparse.Namespace) -> int:
         if text in seen:  # replicas with the same policies give the same answer
             continue
         seen.add(text)
+        print("\n".join(lines) + "\n")
+        denied = denied or refused
+    return 1 if denied and args.exit_code else 0
+
+
+def _explain_external(
+    targets: list[authz_gateway.GatewayTarget] | str, args: argparse.Namespace
+) -> int:
+    """An external host: the egress gateway's decision (or why none is made)."""
+    if isinstance(targets, str):
+        print(f"error: {targets}", file=sys.stderr)
+        return 1
+    denied = False
+    for target in targets:
+        lines = list(target.lines)
+        refused = target.refused
+        if target.authz is not None and target.request is not None:
+            decision = evaluate(target.authz, target.request)
+            lines += _decision_lines(decision, http=target.request.is_http)
+            refused = not decision.allowed
+        else:
+            lines.append(target.outcome)
         print("\n".join(lines) + "\n")
         denied = denied or refused
     return 1 if denied and args.exit_code else 0
