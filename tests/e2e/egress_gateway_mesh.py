@@ -20,6 +20,7 @@ APIs; every call leaves through the egress gateway `istio-system/egressgateway`:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,14 @@ HOSTS = {
 
 
 @dataclass(frozen=True)
+class World:
+    """A running mesh of this source, and the CA its apps verify the outside servers with."""
+
+    mesh: Mesh
+    server_ca: Path
+
+
+@dataclass(frozen=True)
 class Source:
     """The mesh's config directory and the PKI of its outside world."""
 
@@ -286,3 +295,30 @@ def write_source(root: Path, outside: Mapping[str, str]) -> Source:
     )
     client_cert, client_key, _ = clients.issue("shop", uri=CLIENT_URI)
     return Source(config, servers.cert_file, client_cert, client_key)
+
+
+# What `meshward verify` must find for this mesh, in either network mode.
+VERIFIED = [
+    ("egress-gateway", "shop/sleep-0 → api.maps.example:80", True),
+    ("egress-gateway", "shop/sleep-0 → bank.example:80", True),
+    ("egress-gateway-denied", "shop/intruder-0 → api.maps.example:80", True),
+    ("egress-gateway-denied", "shop/intruder-0 → bank.example:80", True),
+    ("egress-gateway-denied", "shop/intruder-0 → vault.example:443", True),
+    ("tls-passthrough", "shop/intruder-0 → pay.example:443", True),
+    ("tls-passthrough", "shop/sleep-0 → pay.example:443", True),
+    ("tls-passthrough", "shop/sleep-0 → vault.example:443", True),
+]
+
+
+def assert_verified(mesh: Mesh) -> None:
+    """`meshward verify --json`: the egress gateway probes are VERIFIED, and nothing fails."""
+    result = mesh.cli("verify", "--json", timeout=120)
+    report = json.loads(result.stdout)
+    egress = sorted(
+        (r["check"], r["target"].split(" via ")[0], r["passed"])
+        for r in report["probes"]
+        if r["check"] in ("egress-gateway", "egress-gateway-denied", "tls-passthrough")
+    )
+    assert egress == VERIFIED
+    failed = [r for r in report["probes"] if not r["passed"]]
+    assert failed == [] and result.returncode == 0

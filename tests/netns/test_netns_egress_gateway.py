@@ -21,14 +21,12 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from meshward.verify import dial
 from tests.e2e import egress_gateway_mesh
-from tests.e2e.meshctl import Mesh
+from tests.e2e.egress_gateway_mesh import World
 from tests.netns.conftest import netns_mesh
 
 pytestmark = pytest.mark.netns
@@ -37,12 +35,6 @@ POOL = "127.173.0.0/16"
 # Outside hosts are numbered from .2 in (namespace, name) order.
 OUTSIDE = {"bank": "198.19.173.2", "maps": "198.19.173.3", "pay": "198.19.173.4"}
 OUTSIDE["vault"] = "198.19.173.5"
-
-
-@dataclass
-class World:
-    mesh: Mesh
-    server_ca: Path
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +55,9 @@ def _gateway_ip(world: World) -> str:
     return world.mesh.pod("egressgateway", "istio-system").pod_ip
 
 
-def test_http_leaves_as_verified_tls_originated_at_the_gateway(world: World) -> None:
+def test_http_leaves_as_verified_tls_originated_at_the_gateway(
+    world: World,
+) -> None:
     result = _curl(world, "sleep", "http://api.maps.example/seen")
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
@@ -76,7 +70,9 @@ def test_http_leaves_as_verified_tls_originated_at_the_gateway(world: World) -> 
     }
 
 
-def test_mtls_origination_at_the_gateway_presents_the_credential(world: World) -> None:
+def test_mtls_origination_at_the_gateway_presents_the_credential(
+    world: World,
+) -> None:
     result = _curl(world, "sleep", "http://bank.example/seen")
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
@@ -87,7 +83,9 @@ def test_mtls_origination_at_the_gateway_presents_the_credential(world: World) -
     }
 
 
-def test_a_workload_the_gateway_policy_does_not_name_gets_403(world: World) -> None:
+def test_a_workload_the_gateway_policy_does_not_name_gets_403(
+    world: World,
+) -> None:
     for host in ("api.maps.example", "bank.example"):
         result = _curl(
             world, "intruder", "-o", "/dev/null", "-w", "%{http_code}", f"http://{host}/seen"
@@ -107,7 +105,9 @@ def test_passthrough_keeps_the_apps_own_tls_end_to_end(world: World) -> None:
     }
 
 
-def test_wrapped_tls_is_authorized_by_the_callers_identity(world: World) -> None:
+def test_wrapped_tls_is_authorized_by_the_callers_identity(
+    world: World,
+) -> None:
     ok = _curl(world, "sleep", "--cacert", str(world.server_ca), "https://vault.example/seen")
     assert ok.returncode == 0, ok.stderr
     seen = json.loads(ok.stdout)
@@ -133,22 +133,4 @@ def test_no_way_around_the_gateway(world: World, server: str) -> None:
 
 
 def test_verify_proves_the_egress_gateway(world: World) -> None:
-    result = world.mesh.cli("verify", "--json", timeout=120)
-    report = json.loads(result.stdout)
-    egress = sorted(
-        (r["check"], r["target"].split(" via ")[0], r["passed"])
-        for r in report["probes"]
-        if r["check"] in ("egress-gateway", "egress-gateway-denied", "tls-passthrough")
-    )
-    assert egress == [
-        ("egress-gateway", "shop/sleep-0 → api.maps.example:80", True),
-        ("egress-gateway", "shop/sleep-0 → bank.example:80", True),
-        ("egress-gateway-denied", "shop/intruder-0 → api.maps.example:80", True),
-        ("egress-gateway-denied", "shop/intruder-0 → bank.example:80", True),
-        ("egress-gateway-denied", "shop/intruder-0 → vault.example:443", True),
-        ("tls-passthrough", "shop/intruder-0 → pay.example:443", True),
-        ("tls-passthrough", "shop/sleep-0 → pay.example:443", True),
-        ("tls-passthrough", "shop/sleep-0 → vault.example:443", True),
-    ]
-    failed = [r for r in report["probes"] if not r["passed"]]
-    assert failed == [] and result.returncode == 0
+    egress_gateway_mesh.assert_verified(world.mesh)
