@@ -89,3 +89,21 @@ def test_unregistered_host_is_blocked_with_502(mesh: Mesh) -> None:
 
 
 KEYS = ("direction", "code", "details", "flags", "authority", "upstream_cluster", "upstream_host")
+
+
+def test_verify_proves_the_unregistered_host_is_refused(mesh: Mesh) -> None:
+    result = mesh.cli("verify", "--json", timeout=120)
+    report = json.loads(result.stdout)
+    policy = [
+        (r["target"], r["observed"], r["passed"])
+        for r in report["probes"]
+        if r["check"] == "egress-policy"
+    ]
+    assert policy == [
+        (
+            "front/client-0 → http://unregistered.meshward.invalid/ through its sidecar "
+            "(not registered)",
+            "HTTP 502; sidecar log: 502 direct_response, upstream None",
+            True,
+        )
+    ]

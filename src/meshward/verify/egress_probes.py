@@ -16,6 +16,11 @@ from one replica's app, through its sidecar — the path the app's own calls tak
     SNI = the host (`tls-passthrough`): the certificate must be the server's own — a DNS SAN
     naming the host, issued by no mesh CA — so nothing on the path terminated the app's TLS;
     a caller the gateway's policy refuses sees the connection closed.
+
+And in loopback mode, for one sidecar under REGISTRY_ONLY (`egress-policy`; netns mode has its
+raw-socket form in netns_probes.py): a request for a name nothing registers, through the
+sidecar's HTTP proxy, is answered 502 by the sidecar itself (Istio's `block_all` route) and
+logged there — it never leaves.
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ class Hop:
 
 def egress_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
     """One probe per (caller workload, external host port) routed through a gateway."""
-    results = []
+    results = _unregistered(state, model)
     seen: set[tuple[str, str, str, int]] = set()
     for caller in model.proxies:
         if caller.gateway is not None:
@@ -83,6 +88,37 @@ def egress_probes(state: StateDir, model: MeshModel) -> list[ProbeResult]:
             else:
                 results.append(_tls_probe(model, hop))
     return results
+
+
+UNREGISTERED = "unregistered.meshward.invalid"  # RFC 6761: .invalid is never a real name
+
+
+def _unregistered(state: StateDir, model: MeshModel) -> list[ProbeResult]:
+    caller = next(
+        (p for p in model.proxies if p.gateway is None and not p.capture),
+        None,
+    )
+    if caller is None or caller.outbound_policy != "REGISTRY_ONLY":
+        return []
+    target = f"{caller.pod.key} → http://{UNREGISTERED}/ through its sidecar (not registered)"
+    expected = "REGISTRY_ONLY: 502 from the sidecar itself, logged there, never forwarded"
+    route = dial.Route("", (caller.pod.address.pod_ip, caller.outbound_http_port), True)
+    probe_id = uuid.uuid4().hex
+    status, _ = dial.http_exchange(route, "GET", UNREGISTERED, "/", {PROBE_HEADER: probe_id})
+    log = state.sidecar_log(caller.pod.key.namespace, caller.pod.key.pod_name)
+    entry = access_log.wait_for([log], lambda e: e.get("probe") == probe_id)
+    ok = (
+        status == 502
+        and entry is not None
+        and entry.get("details") == "direct_response"
+        and entry.get("upstream_cluster") in (None, "", "-")
+    )
+    observed = f"HTTP {status}; sidecar log: " + (
+        f"{entry.get('code')} {entry.get('details')}, upstream {entry.get('upstream_cluster')}"
+        if entry
+        else "nothing"
+    )
+    return [ProbeResult("egress-policy", target, expected, observed, ok)]
 
 
 def _hop(model: MeshModel, caller: ProxyModel, service: OutboundService) -> Hop | None:
