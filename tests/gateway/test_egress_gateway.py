@@ -202,3 +202,28 @@ def test_envoy_accepts_both_proxies(
     )
     done = envoy_validate(config)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_server_ports_name_the_gateway_services_ports_as_in_istio() -> None:
+    # Istio's gateway Service maps 80 → 8080: a Gateway server on 80 listens on 8080, its
+    # routes still match port 80, and the gateway's policies see 8080.
+    text = egress_cases.MESH.replace(
+        "  - {name: http, port: 80}\n", "  - {name: http, port: 80, targetPort: 8080}\n"
+    ).replace('ports: ["80"]', 'ports: ["8080"]')
+    loaded = egress_cases.load_text(text, "egress.yaml")
+    mesh, findings = egress_cases.build(
+        loaded,
+        egress_cases.allocate(egress_cases.replicas(loaded.workloads), {}, egress_cases.POOL),
+    )
+    assert [d.code for d in findings if d.level.name != "INFO"] == []
+    gateway = egress_cases.proxy(mesh, "egressgateway").gateway
+    assert gateway is not None
+    assert [(g.port, g.server_port, [c.kind for c in g.chains]) for g in gateway.listeners] == [
+        (8080, 80, ["TERMINATE"]),
+        (443, 443, ["PASSTHROUGH"]),
+        (8443, 8443, ["TERMINATE_TCP"]),
+    ]
+    http = next(g for g in gateway.listeners if g.port == 8080)
+    assert [p.name for p in http.authz.policies] == ["egress-callers"]
+    to_gateway = egress_cases.outbound(mesh, "sleep", "egressgateway", 80)
+    assert [(e.port, e.mtls) for e in to_gateway.endpoints] == [(8080, True)]

@@ -70,13 +70,25 @@ class RouteContext:
             self.findings.append(finding(code, meta, path, message))
 
 
+def bound_port(pod: ir.PodKey, server_port: int, services: Iterable[ir.Service]) -> int:
+    """The port a gateway pod listens on for a Gateway server port: as in Istio, a server
+    port that is a port of a Service selecting the pod means that Service port, and the pod
+    listens on its targetPort (the gateway Service's `80 → 8080`); otherwise the number itself."""
+    for service in sorted(services, key=lambda s: (s.namespace, s.name)):
+        if pod in service.pods:
+            for port in service.ports:
+                if port.port == server_port:
+                    return port.target_port
+    return server_port
+
+
 def listen_ports(
-    pods: Iterable[ir.Pod], gateways: Sequence[Gateway]
+    pods: Iterable[ir.Pod], gateways: Sequence[Gateway], services: Sequence[ir.Service] = ()
 ) -> dict[ir.PodKey, frozenset[int]]:
-    """The Gateway ports each gateway pod will bind (its local TCP listeners avoid them)."""
+    """The ports each gateway pod will bind (its local TCP listeners avoid them)."""
     return {
         pod.key: frozenset(
-            server.port
+            bound_port(pod.key, server.port, services)
             for gw in gateways
             if selector_matches(gw.selector, pod.labels)
             for server in gw.servers
@@ -138,7 +150,7 @@ def _check_service_ports(
 ) -> None:
     """MW0274 when a Service sends a port to a gateway pod where no Gateway server listens
     (callers through it would get a refused connection)."""
-    listening = listen_ports(pods, gateways)
+    listening = listen_ports(pods, gateways, services)
     for service in services:
         for pod_key in service.pods:
             ports = listening.get(pod_key)
@@ -214,13 +226,16 @@ def _gateway_model(pod: ir.Pod, context: RouteContext, trusted: int) -> ir.Gatew
         chains = _chains(port, by_port[port], context)
         if not chains:
             continue
+        # Routes match the server port (`match.port`); the pod listens on the bound port, which
+        # is also what the gateway's AuthorizationPolicies see as destination.port (Istio).
+        bound = bound_port(pod.key, port, context.services.values())
         protocol = _PROTOCOL.get(by_port[port][0][2].protocol, "HTTP")
         port_authz = (
-            authz.compile_port(context.policies, pod.key.namespace, pod.labels, port, protocol)
+            authz.compile_port(context.policies, pod.key.namespace, pod.labels, bound, protocol)
             if context.policies is not None
             else NO_AUTHZ
         )
-        listeners.append(ir.GatewayListener(port, chains, port_authz))
+        listeners.append(ir.GatewayListener(bound, chains, port_authz, server_port=port))
     return ir.GatewayModel(tuple(listeners), trusted)
 
 

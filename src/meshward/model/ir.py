@@ -332,11 +332,14 @@ class GatewayChain:
 @dataclass(frozen=True, slots=True)
 class GatewayListener:
     """All servers of the selected Gateways on one port, merged (pilot gateway.go: one
-    listener per port, one filter chain per TLS server, plaintext HTTP servers share one)."""
+    listener per port, one filter chain per TLS server, plaintext HTTP servers share one).
+    `port` is where the pod listens: the Gateway server port, or the targetPort of the
+    Service port it names (`server_port`), as in Istio (model/gateway.py `bound_port`)."""
 
     port: int
     chains: tuple[GatewayChain, ...]
     authz: PortAuthz = NO_AUTHZ
+    server_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)

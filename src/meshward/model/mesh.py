@@ -65,7 +65,7 @@ def build(
         providers.usable,
         (p.name for p in mesh.extension_providers),
     )
-    taken = gateway.listen_ports(ir_pods, config.gateways)
+    taken = gateway.listen_ports(ir_pods, config.gateways, ir_services)
     registry = service_entries.Registry(
         config.service_entries, network, service_entries.outside_dns(config.workloads, network)
     )
