@@ -5,9 +5,13 @@ meets a gateway port whose servers cannot take what the sidecar sends — the ex
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from meshward.analyze import analyze
+from tests.analyze.test_analyze_cases import EXAMPLE, findings
 from tests.gateway import egress_cases
 
 GW = egress_cases.GW_FQDN
@@ -135,3 +139,83 @@ CASES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
 def test_mw0526(case: str) -> None:
     base, expected = CASES[case]
     assert _mw0526(base) == expected
+
+
+# MW0527: the gateway leaves by api.maps.example:443, which the sidecar sees as well.
+ORIGINATION = """\
+        mode: SIMPLE
+        caCertificates: /etc/ssl/certs/ca-certificates.crt
+"""
+MUTUAL = ORIGINATION.replace("SIMPLE", "MUTUAL") + "        credentialName: maps-client\n"
+MAPS_TLS = "metadata: {{name: maps-tls, namespace: shop}}\nspec:\n"
+FOR_THE_GATEWAY = (
+    "metadata: {{name: maps-tls, namespace: istio-system}}\nspec:\n"
+    "  workloadSelector: {{matchLabels: {{istio: egressgateway}}}}\n"
+)
+BYPASS = (
+    "DestinationRule shop/maps-tls",
+    PORTS,
+    "sidecars of shop/sleep originate mTLS with the client credential maps-client to "
+    "api.maps.example:443, the port gateway istio-system/egressgateway leaves by: a workload "
+    "the gateway's policy refuses can call it directly and present the credential; give the "
+    "rule a workloadSelector for the gateway",
+)
+
+
+def _mw0527(base: str) -> list[tuple[str, str, str]]:
+    model, model_findings = egress_cases.model(base=base)
+    found = analyze(egress_cases.config(base=base), model, model_findings=model_findings)
+    return [(d.resource, d.location.field, d.message) for d in found if d.code == "MW0527"]
+
+
+def _gateway_originates(base: str) -> bool:
+    model, _ = egress_cases.model(base=base)
+    leaving = egress_cases.outbound(model, "egressgateway", "api.maps.example", 443)
+    return leaving.origination is not None and leaving.origination.mode == "MUTUAL"
+
+
+@pytest.mark.parametrize(
+    ("case", "base", "expected"),
+    [
+        # SIMPLE holds no client credential: nothing to present (quiet).
+        ("simple", MESH, []),
+        # MUTUAL for every caller of the host: the sidecar holds the gateway's credential.
+        ("mutual everywhere", _variant(ORIGINATION, MUTUAL), [BYPASS]),
+        # MUTUAL only for the gateway (the rule in its namespace, selecting it): quiet.
+        (
+            "mutual at the gateway only",
+            _variant(ORIGINATION, MUTUAL).replace(
+                MAPS_TLS.replace("{{", "{").replace("}}", "}"),
+                FOR_THE_GATEWAY.replace("{{", "{").replace("}}", "}"),
+            ),
+            [],
+        ),
+    ],
+)
+def test_mw0527(case: str, base: str, expected: list[tuple[str, str, str]]) -> None:
+    assert _mw0527(base) == expected
+    if case != "simple":  # the gateway itself still originates mTLS either way
+        assert _gateway_originates(base)
+
+
+def test_the_examples_gateway_credential_stays_at_the_gateway(tmp_path: Path) -> None:
+    # examples/simple-system is clean (test_analyze_cases); without its workloadSelector every
+    # sidecar would hold maps-client for the maps API's port 443.
+    example = tmp_path / "simple-system"
+    shutil.copytree(EXAMPLE, example)
+    egress = example / "egress.yaml"
+    selector = "  workloadSelector: {matchLabels: {istio: egressgateway}}\n"
+    assert egress.read_text().count(selector) == 1
+    egress.write_text(egress.read_text().replace(selector, ""))
+    found = [(d.code, d.resource, d.message) for d in findings(example) if d.code == "MW0527"]
+    assert found == [
+        (
+            "MW0527",
+            "DestinationRule istio-system/maps-mtls",
+            "sidecars of core/credentials, core/database, core/user-service, core/vault, "
+            "geo/location-service originate mTLS with the client credential maps-client to "
+            "api.maps.example:443, the port gateway istio-system/egressgateway leaves by: a "
+            "workload the gateway's policy refuses can call it directly and present the "
+            "credential; give the rule a workloadSelector for the gateway",
+        )
+    ]

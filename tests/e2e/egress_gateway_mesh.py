@@ -10,7 +10,8 @@ APIs; every call leaves through the egress gateway `istio-system/egressgateway`:
   * api.maps.example — the app speaks HTTP; its sidecar sends it over mesh mTLS to the
     gateway, which originates TLS (DestinationRule SIMPLE, server verified);
   * bank.example — the same, with mTLS origination at the gateway (MUTUAL, credentialName
-    `bank-client`: `Source.create_secret` before `up`);
+    `bank-client`: `Source.create_secret` before `up`), only at the gateway (the rule's
+    workloadSelector: no sidecar holds the credential, MW0527);
   * pay.example — the app's own TLS, routed by SNI through sidecar and gateway (PASSTHROUGH);
   * vault.example — the app's own TLS wrapped in mesh mTLS to the gateway (tcp route), so the
     gateway's AuthorizationPolicy knows the caller;
@@ -153,6 +154,7 @@ kind: DestinationRule
 metadata: {{name: bank-mtls, namespace: istio-system}}
 spec:
   host: bank.example
+  workloadSelector: {{matchLabels: {{istio: egressgateway}}}}  # bank-client stays at the gateway
   trafficPolicy:
     portLevelSettings:
     - port: {{number: 443}}

@@ -123,6 +123,24 @@ def test_mtls_origination_at_the_gateway_presents_the_credential(
     }
 
 
+def test_the_gateways_client_credential_is_no_way_around_it(world: World) -> None:
+    # bank.example:443 is the gateway's way out, and every sidecar sees it too. The rule that
+    # originates mTLS with bank-client selects the gateway only: the intruder's sidecar holds
+    # no credential, so its call to the port goes out as the app's plain bytes, which the
+    # bank's mTLS port refuses (without the selector it would answer 200 to bank-client).
+    intruder = world.mesh.pod("intruder", "shop")
+    assert intruder.credentials == ()
+    address, _, port = dict(intruder.env)[env_name("istio-system", "bank.example", 443)].rpartition(
+        ":"
+    )
+    with socket.create_connection((address, int(port)), timeout=5) as sock:
+        sock.sendall(b"GET /seen HTTP/1.1\r\nHost: bank.example\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer == b"this port speaks TLS only\n"
+
+
 @pytest.mark.parametrize("host", ["api.maps.example", "bank.example"])
 def test_a_workload_the_gateway_policy_does_not_name_gets_403(world: World, host: str) -> None:
     status, _, entry = _get(world, "intruder", host)

@@ -41,6 +41,7 @@ CHECKS: tuple[Check, ...] = (
     authz_identity.identity_on_plaintext,
     destination_rules.tls_contradictions,
     egress_gateway.unusable_gateway_ports,
+    egress_gateway.credential_bypass,
     extauthz.fail_open_providers,
     request_authn.tokens_optional,
     network.outbound_unrestricted,

@@ -1,6 +1,7 @@
-"""Check: a sidecar's route sends an external host to an egress gateway port whose servers
-cannot take what the sidecar sends there (MW0526) — the trap Istio users hit most with egress
-gateways (istio.io "Egress Gateways": the DestinationRule for the gateway is part of the task).
+"""Checks of the egress gateway: a sidecar's route sends an external host to a gateway port
+whose servers cannot take what the sidecar sends there (MW0526) — the trap Istio users hit
+most (istio.io "Egress Gateways": the DestinationRule for the gateway is half the task) —,
+and sidecars hold the client credential the gateway leaves with (MW0527).
 
 Istio's auto-mTLS never wraps traffic for a gateway pod: what the sidecar sends to the
 gateway's Service port is plaintext (or the app's own TLS) unless a DestinationRule for the
@@ -13,6 +14,14 @@ servers' hosts. So traffic fails when, on the gateway pod port a route leads to:
       the default SNI: the rule has no `sni`);
   (c) the sidecar sends mesh mTLS but no server there terminates it (plaintext HTTP/TCP,
       PASSTHROUGH, or a SIMPLE/MUTUAL server with its own certificate).
+
+And the way round the gateway (MW0527): the gateway leaves by a host's port (e.g. 443) that
+sidecars see too. Where a DestinationRule MUTUAL (a client credential or key pair) for that
+port applies to sidecars as well as the gateway, a sidecar that calls the port directly
+presents the gateway's client certificate: the gateway's AuthorizationPolicy is bypassed
+with the very credential the external server trusts. Istio guards it by serving a
+`credentialName` only from the proxy's own namespace; meshward's secret store is one per
+mesh, so the rule must select the gateway (`workloadSelector`).
 
 Read from the model: the caller's routes (model/gateway_hops.py), its TLS to the gateway
 (`endpoints[].mtls`, `mesh_sni`, `tls_source`) and the gateway's `listeners[].chains[]`. One
@@ -46,6 +55,52 @@ class _Found:
     problem: str
     hosts: dict[str, None] = field(default_factory=dict)
     callers: dict[str, None] = field(default_factory=dict)
+
+
+def credential_bypass(facts: Facts) -> Iterator[Diagnostic]:
+    """MW0527 once per DestinationRule whose MUTUAL origination to a gateway's way out
+    applies to sidecars (listed) as well."""
+    exits = {
+        cluster: f"{p.pod.key.namespace}/{p.pod.key.workload}"
+        for p in facts.model.proxies
+        if p.gateway is not None
+        for listener in p.gateway.listeners
+        for chain in listener.chains
+        for cluster in _chain_clusters(chain)
+    }
+    found: dict[tuple[str, str], tuple[str, OutboundService, str, dict[str, None]]] = {}
+    for caller in facts.sidecars():
+        if caller.gateway is not None:
+            continue
+        for service in caller.outbound:
+            origination = service.origination
+            gateway = exits.get(service.cluster_name)
+            rule = deciding_rule(service)
+            if origination is None or origination.mode != "MUTUAL" or gateway is None:
+                continue
+            if rule is None or service.vs_routes is not None or service.tcp_routes is not None:
+                continue  # routed (e.g. to the gateway itself): the sidecar does not leave
+            ref, path = rule
+            entry = found.setdefault((ref, service.cluster_name), (path, service, gateway, {}))
+            entry[3][f"{caller.pod.key.namespace}/{caller.pod.key.workload}"] = None
+    for (ref, _), (path, service, gateway, callers) in found.items():
+        origination = service.origination
+        assert origination is not None
+        credential = origination.credential or origination.cert_file
+        yield finding(
+            "MW0527",
+            ref,
+            at(facts.meta(ref), path),
+            f"sidecars of {', '.join(callers)} originate mTLS with the client credential "
+            f"{credential} to {service.name}:{service.port}, the port gateway {gateway} leaves "
+            "by: a workload the gateway's policy refuses can call it directly and present "
+            "the credential; give the rule a workloadSelector for the gateway",
+        )
+
+
+def _chain_clusters(chain: GatewayChain) -> tuple[str, ...]:
+    routed = (c for h in chain.virtual_hosts for r in h.routes for c, _ in r.clusters)
+    return (*(c for c, _ in chain.clusters), *routed)
 
 
 def unusable_gateway_ports(facts: Facts) -> Iterator[Diagnostic]:

@@ -620,6 +620,14 @@ CATALOG: dict[str, Code] = _table(
         " portLevelSettings tls {mode: ISTIO_MUTUAL, sni: <a host of the server>}; for"
         " PASSTHROUGH or plaintext servers send no mesh mTLS (no ISTIO_MUTUAL for that port)",
     ),
+    Code(
+        "MW0527",
+        W,
+        "sidecars originate mTLS with the client credential of an egress gateway's way out:"
+        " a caller the gateway refuses can use the host's port directly with it",
+        fix="give the DestinationRule a workloadSelector for the gateway's labels (in the"
+        " gateway's namespace), so only the gateway originates with the credential",
+    ),
     # MW053x mesh-wide posture (analyze/network.py, certificates.py)
     Code(
         "MW0530",
