@@ -257,6 +257,9 @@ def unused_pool(second_octets: Sequence[int], *, first: int = 0) -> str:
         try:
             for host in range(2, 8):
                 with socket.socket() as probe:
+                    # A mesh that just stopped leaves its admin connections in TIME_WAIT for
+                    # a minute; SO_REUSEADDR binds past them, never past a listening socket.
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                     probe.bind((f"127.{second}.0.{host}", 15000))
         except OSError:
             continue  # another mesh lives there
