@@ -605,13 +605,19 @@ def measure(
     return result
 
 
-def ratios(results: dict[str, PathResult]) -> dict[str, float]:
-    """Throughput ratios between the paths that ran: c/a, d/a, c/d, b/c, b/d."""
+# The throughput ratios between the paths that ran, (top, bottom) each.
+RATIOS = (
+    *(("c", "a"), ("d", "a"), ("c", "d"), ("b", "c"), ("b", "d"), ("b", "a")),
+    *(("e", "b"), ("e", "c"), ("e", "a")),
+)
+
+
+def ratios(
+    results: dict[str, PathResult], pairs: tuple[tuple[str, str], ...] = RATIOS
+) -> dict[str, float]:
+    """req/s of `top` over `bottom` for each of `pairs` where both paths ran."""
     out: dict[str, float] = {}
-    for top, bottom in (
-        *(("c", "a"), ("d", "a"), ("c", "d"), ("b", "c"), ("b", "d"), ("b", "a")),
-        *(("e", "b"), ("e", "c"), ("e", "a")),
-    ):
+    for top, bottom in pairs:
         if top in results and bottom in results and results[top].run and results[bottom].run:
             out[f"{top}/{bottom}"] = round(
                 results[top].load["rps"] / results[bottom].load["rps"], 3
@@ -626,11 +632,30 @@ def median_sample(taken: list[PathResult]) -> PathResult:
     return ordered[(len(ordered) - 1) // 2]
 
 
-def median_ratios(samples: dict[str, list[PathResult]]) -> dict[str, float]:
+def median_ratios(
+    samples: dict[str, list[PathResult]], pairs: tuple[tuple[str, str], ...] = RATIOS
+) -> dict[str, float]:
     """Each ratio per round (paths of one round ran close together), then its median."""
     rounds = min(len(taken) for taken in samples.values())
-    per_round = [ratios({key: taken[i] for key, taken in samples.items()}) for i in range(rounds)]
+    per_round = [
+        ratios({key: taken[i] for key, taken in samples.items()}, pairs) for i in range(rounds)
+    ]
     return {key: round(statistics.median(r[key] for r in per_round), 3) for key in per_round[0]}
+
+
+def rotated_rounds(
+    pairs: dict[str, Pair], rounds: int, measure_one: Callable[[Pair], PathResult]
+) -> dict[str, list[PathResult]]:
+    """Every pair is up (idle ones cost nothing); each round loads each once, one path later
+    each round, so a host that gets busier during the run does not always hit one path.
+    Also used by bench/ingress.py and bench/egress.py."""
+    samples: dict[str, list[PathResult]] = {}
+    keys = list(pairs)
+    for round_ in range(rounds):
+        shift = round_ % len(keys)
+        for key in (*keys[shift:], *keys[:shift]):
+            samples.setdefault(key, []).append(measure_one(pairs[key]))
+    return samples
 
 
 def sample_summary(result: PathResult) -> dict[str, Any]:
@@ -722,7 +747,6 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     results: dict[str, PathResult] = {}
-    samples: dict[str, list[PathResult]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="meshward-bench-") as tmp,
         started(Path(tmp)) as processes,
@@ -756,13 +780,9 @@ def main(argv: list[str] | None = None) -> int:
                 if key in ("b", "e")
                 else dataclasses.replace(pair, others=(*pair.others, *app))
             )
-        # Every pair is up (idle ones cost nothing); each round loads each once, one path later
-        # each round, so a host that gets busier during the run does not always hit one path.
-        keys = list(pairs)
-        for round_ in range(options.rounds):
-            shift = round_ % len(keys)
-            for key in (*keys[shift:], *keys[:shift]):
-                samples.setdefault(key, []).append(measure(pairs[key], options.path, seconds, pki))
+        samples = rotated_rounds(
+            pairs, options.rounds, lambda pair: measure(pair, options.path, seconds, pki)
+        )
         results |= {key: median_sample(taken) for key, taken in samples.items()}
         backend_cpu = cpu_seconds(backend.pid) - backend_cpu
 

@@ -24,7 +24,6 @@ import json
 import os
 import socket
 import ssl
-import statistics
 import sys
 import tempfile
 import time
@@ -41,11 +40,12 @@ from dataplane import (
     DEFAULT_PATH,
     NGINX,
     Mesh,
-    PathResult,
     _envoy_cluster,
     _nginx_conf,
     measure,
+    median_ratios,
     median_sample,
+    rotated_rounds,
     run_wrk,
     sample_summary,
     started,
@@ -242,14 +242,7 @@ def meshward_gateway(processes: Processes, workdir: Path, backend_port: int, cer
     )
 
 
-def ratios(results: dict[str, PathResult]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for top, bottom in (("g", "e"), ("g", "n"), ("e", "n")):
-        if top in results and bottom in results:
-            out[f"{top}/{bottom}"] = round(
-                results[top].load["rps"] / results[bottom].load["rps"], 3
-            )
-    return out
+RATIOS = (("g", "e"), ("g", "n"), ("e", "n"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +253,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
     options = parser.parse_args(argv)
     seconds = 3.0 if options.quick else options.duration
-    samples: dict[str, list[PathResult]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="meshward-ingress-bench-") as tmp,
         started(Path(tmp)) as processes,
@@ -287,17 +279,13 @@ def main(argv: list[str] | None = None) -> int:
         for pair in pairs.values():
             if not presents(pair.host, pair.port, cert):
                 raise RuntimeError(f"{pair.name} does not present the bench certificate")
-        keys = list(pairs)
-        for round_ in range(options.rounds):
-            shift = round_ % len(keys)
-            for key in (*keys[shift:], *keys[:shift]):
-                samples.setdefault(key, []).append(
-                    measure(pairs[key], DEFAULT_PATH, seconds, None, scheme="https")
-                )
+        samples = rotated_rounds(
+            pairs,
+            options.rounds,
+            lambda pair: measure(pair, DEFAULT_PATH, seconds, None, scheme="https"),
+        )
     results = {key: median_sample(taken) for key, taken in sorted(samples.items())}
-    rounds = min(len(t) for t in samples.values())
-    per_round = [ratios({k: t[i] for k, t in samples.items()}) for i in range(rounds)]
-    rates = {k: round(statistics.median(r[k] for r in per_round), 3) for k in per_round[0]}
+    rates = median_ratios(samples, RATIOS)
     print(
         table(results, rates).replace("RSS MB c+s", "RSS MB    ").replace("CPU s c+s", "CPU s    ")
     )
