@@ -312,16 +312,9 @@ def through_gateway(pair: Pair, ca: Path) -> dict[str, int]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per path")
-    parser.add_argument("--quick", action="store_true", help="2 s per path, one round")
-    parser.add_argument("--rounds", type=int, default=1, help="load each path R times (medians)")
-    parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
-    options = parser.parse_args(argv)
-    seconds, rounds = (2.0, 1) if options.quick else (options.duration, options.rounds)
-    if rounds < 1:
-        parser.error("--rounds must be positive")
+def run(seconds: float, rounds: int) -> dict[str, Any]:
+    """Start the server and the four paths, check each, load them in rotated rounds, stop
+    everything; the report (also printed as a table)."""
     with (
         tempfile.TemporaryDirectory(prefix="meshward-egress-bench-") as tmp,
         started(Path(tmp)) as processes,
@@ -353,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {key: median_sample(taken) for key, taken in sorted(samples.items())}
     rates = median_ratios(samples, RATIOS)
     print(table(results, rates).replace("RSS MB c+s", "RSS MB    ").replace("CPU s c+s", "CPU s"))
-    report = {
+    return {
         "utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "host": {"cpus": os.cpu_count(), "kernel": os.uname().release},
         "load": {"tool": "wrk", "threads": THREADS, "connections": CONNECTIONS,
@@ -366,10 +359,24 @@ def main(argv: list[str] | None = None) -> int:
         "rounds_per_path": {k: [sample_summary(t) for t in samples[k]] for k in sorted(samples)},
         "ratios_rps": rates,
     }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per path")
+    parser.add_argument("--quick", action="store_true", help="2 s per path, one round")
+    parser.add_argument("--rounds", type=int, default=1, help="load each path R times (medians)")
+    parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
+    options = parser.parse_args(argv)
+    seconds, rounds = (2.0, 1) if options.quick else (options.duration, options.rounds)
+    if rounds < 1:
+        parser.error("--rounds must be positive")
+    report = run(seconds, rounds)
     if not options.no_save:
         save_report("egress", report)
-    errors = sum(r.load["non_2xx"] + r.load["socket_errors"] for t in samples.values() for r in t)
-    return 1 if errors else 0
+    # Every request of every round answered 2xx, or the run failed.
+    loads = [load for taken in report["rounds_per_path"].values() for load in taken]
+    return 1 if any(load["non_2xx"] or load["socket_errors"] for load in loads) else 0
 
 
 if __name__ == "__main__":
