@@ -26,7 +26,6 @@ bench/README.md.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import http.client
@@ -65,6 +64,7 @@ from harness import (
     Processes,
     Proxy,
     free_port,
+    load_options,
     process_tree,
     save_report,
     wait_http_ok,
@@ -150,32 +150,16 @@ def wait_tls(port: int, child: subprocess.Popen[bytes], timeout: float = 20) -> 
             time.sleep(0.1)
 
 
-def served(pair: Pair, ca: Path, timeout: float = 20) -> dict[str, str]:
+def served(pair: Pair, ca: Path) -> dict[str, str]:
     """What the server saw of one GET on `pair` (retried until the path answers 200). (a) is
     checked against the CA like the proxies check it (no host name: wrk dials an address)."""
-    deadline, last = time.monotonic() + timeout, "no answer"
-    while time.monotonic() < deadline:
-        connection: http.client.HTTPConnection
-        if SCHEMES.get(pair.key) == "https":
-            context = ssl.create_default_context(cafile=str(ca))
-            context.check_hostname = False
-            connection = http.client.HTTPSConnection(pair.host, pair.port, context=context)
-        else:
-            connection = http.client.HTTPConnection(pair.host, pair.port, timeout=3)
-        try:
-            connection.request("GET", API_PATH, headers=dict(pair.headers))
-            response = connection.getresponse()
-            body = response.read()
-            if response.status == 200:
-                seen: dict[str, str] = json.loads(body)
-                return seen
-            last = f"HTTP {response.status} {body[:200]!r}"
-        except OSError as error:
-            last = str(error)
-        finally:
-            connection.close()
-        time.sleep(0.2)
-    raise RuntimeError(f"({pair.key}) {pair.name} does not answer: {last}")
+    tls = None
+    if SCHEMES.get(pair.key) == "https":
+        tls = ssl.create_default_context(cafile=str(ca))
+        tls.check_hostname = False
+    body = wait_http_ok(pair.port, API_PATH, None, host=pair.host, headers=pair.headers, tls=tls)
+    seen: dict[str, str] = json.loads(body)
+    return seen
 
 
 def direct_path(server: Server) -> Pair:
@@ -362,11 +346,7 @@ def run(seconds: float, rounds: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per path")
-    parser.add_argument("--quick", action="store_true", help="2 s per path, one round")
-    parser.add_argument("--rounds", type=int, default=1, help="load each path R times (medians)")
-    parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
+    parser = load_options(__doc__.split("\n\n")[0], quick="2 s per path, one round")
     options = parser.parse_args(argv)
     seconds, rounds = (2.0, 1) if options.quick else (options.duration, options.rounds)
     if rounds < 1:

@@ -5,6 +5,7 @@ Shared by bench/dataplane.py and bench/authz.py (which import these names from h
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
 import http.client
@@ -12,6 +13,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -81,21 +83,27 @@ def wait_http_ok(
     *,
     host: str = "127.0.0.1",
     headers: tuple[tuple[str, str], ...] = (),
-) -> None:
-    """Poll until GET path on host:port answers 200 (the whole chain is up)."""
+    tls: ssl.SSLContext | None = None,
+) -> bytes:
+    """Poll until GET path on host:port answers 200 (the whole chain is up); its body.
+    `tls`: over HTTPS with this client context."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
         if child is not None and child.poll() is not None:
             raise RuntimeError(f"process {child.pid} exited with {child.returncode}")
-        connection = http.client.HTTPConnection(host, port, timeout=2)
+        connection = (
+            http.client.HTTPConnection(host, port, timeout=2)
+            if tls is None
+            else http.client.HTTPSConnection(host, port, timeout=2, context=tls)
+        )
         try:
             connection.request("GET", path, headers=dict(headers))
             response = connection.getresponse()
-            response.read()
+            body = response.read()
             if response.status == 200:
-                return
-            last = f"HTTP {response.status}"
+                return body
+            last = f"HTTP {response.status} {body[:200]!r}"
         except OSError as error:
             last = str(error)
         finally:
@@ -161,6 +169,18 @@ class Pair:
     trust_root: Path | None = None  # CA of the mTLS side; None: the bench PKI's root
     others: tuple[Proxy, ...] = ()
     netns: str = ""  # wrk runs inside this network namespace (meshward's netns mode)
+
+
+def load_options(description: str, *, quick: str) -> argparse.ArgumentParser:
+    """The options of a benchmark that loads paths in rounds (bench/ingress.py,
+    bench/egress.py): --duration (default 10 s), --quick (`quick` says what it does), --rounds,
+    --no-save. The caller adds its own and parses."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per path")
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--rounds", type=int, default=1, help="load each path R times (medians)")
+    parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
+    return parser
 
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -17,7 +17,6 @@ and the ratios g/e, g/n, e/n. Every process is started and stopped here by PID.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import json
@@ -56,6 +55,7 @@ from harness import (
     Processes,
     Proxy,
     free_port,
+    load_options,
     save_report,
     wait_http_ok,
 )
@@ -246,11 +246,7 @@ RATIOS = (("g", "e"), ("g", "n"), ("e", "n"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per path")
-    parser.add_argument("--quick", action="store_true", help="3 s per path")
-    parser.add_argument("--rounds", type=int, default=1, help="load each path R times (medians)")
-    parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
+    parser = load_options(__doc__.split("\n\n")[0], quick="3 s per path")
     options = parser.parse_args(argv)
     seconds = 3.0 if options.quick else options.duration
     with (
