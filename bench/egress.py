@@ -15,7 +15,7 @@ small fixed JSON of what it saw (TLS version, SNI, peer address). wrk plays the 
 bench/egress-mesh/, pool 127.179): the client's sidecar routes by Host, sidecar.api.example
 to (b)'s origination and gateway.api.example to the gateway. Every Envoy verifies the server
 (CA and DNS SAN) and runs one worker. Before any load each path's answer is checked: TLS 1.3
-at the server, the path's SNI, and the peer the path implies (the gateway's address for (c)).
+at the server and the path's SNI, and for (c) the sidecar's and the gateway's counters.
 Every pair is started first; each round then loads each path once in rotated order; a path's
 figures are from its median round, ratios (b/a, c/b, b/d, c/a, d/a) the median of the
 per-round ratios. Output: a table and bench/results/egress-<UTC>.json with req/s, p50/p99,
@@ -32,13 +32,10 @@ import http.client
 import json
 import os
 import re
-import socket
 import ssl
 import string
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +98,8 @@ class Server:
 
 def nginx_api(processes: Processes, workdir: Path) -> Server:
     """nginx terminating TLS for both server names (chosen by SNI; the first is the default),
-    answering GET with a fixed JSON. Its keep-alive limit is off so no path reconnects."""
+    answering GET with a fixed JSON; 10^6 requests per keep-alive connection, so no path
+    reconnects during a run."""
     ca = Ca("external-api", workdir)
     port = free_port()
     servers = []
@@ -131,32 +129,22 @@ def nginx_api(processes: Processes, workdir: Path) -> Server:
     )  # fmt: skip
     # Its one worker serves every request; the master only watches it (and the bench counts
     # an `other` process alone, not with its children, so the worker is the one to count).
-    wait_tls(port, child)
+    wait_http_ok(port, API_PATH, child, tls=client_context(ca.cert_file))
     (worker,) = process_tree(child.pid)[1:]
     return Server(port, ca.cert_file, worker)
 
 
-def wait_tls(port: int, child: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if child.poll() is not None:
-            raise RuntimeError(f"nginx exited with {child.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            return
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+def client_context(ca: Path) -> ssl.SSLContext:
+    """A TLS client trusting only the bench CA, for a check that dials an address (as wrk
+    does in (a)), so there is no host name to check."""
+    context = ssl.create_default_context(cafile=str(ca))
+    context.check_hostname = False
+    return context
 
 
 def served(pair: Pair, ca: Path) -> dict[str, str]:
-    """What the server saw of one GET on `pair` (retried until the path answers 200). (a) is
-    checked against the CA like the proxies check it (no host name: wrk dials an address)."""
-    tls = None
-    if SCHEMES.get(pair.key) == "https":
-        tls = ssl.create_default_context(cafile=str(ca))
-        tls.check_hostname = False
+    """What the server saw of one GET on `pair` (retried until the path answers 200)."""
+    tls = client_context(ca) if SCHEMES.get(pair.key) == "https" else None
     body = wait_http_ok(pair.port, API_PATH, None, host=pair.host, headers=pair.headers, tls=tls)
     seen: dict[str, str] = json.loads(body)
     return seen
