@@ -1,23 +1,18 @@
 """bench/egress.py in its --quick mode: every path reaches the external server as it claims
 (TLS 1.3, the path's SNI, (c) through the gateway by both Envoys' counters), every request is
 answered, the report has the figures and ratios bench/README.md quotes, and nothing is left
-running. Also the pool probe the benchmarks pick their loopback /16 with
-(`runner.network.unused_pool`): a mesh's admin port that only lingers in TIME_WAIT does not
-hold its pool, a listening one does."""
+running."""
 
 from __future__ import annotations
 
 import importlib
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from meshward.errors import StateError
 from meshward.process import pid_alive
-from meshward.runner.network import unused_pool
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -66,20 +61,3 @@ def test_quick_run_loads_each_path_through_what_it_claims(monkeypatch: pytest.Mo
         for pid in process["pids"]
     ]
     assert [pid for pid in pids if pid_alive(pid)] == []
-
-
-def test_pool_probe_ignores_time_wait_but_not_a_listener() -> None:
-    address = ("127.179.0.2", 15000)  # bench/egress.py's pool, its first pod address
-    with socket.socket() as listener:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(address)
-        listener.listen()
-        with pytest.raises(StateError):
-            unused_pool((179,))
-        with socket.create_connection(address) as client:
-            accepted, _ = listener.accept()
-            accepted.close()  # the server side closes first: its address goes to TIME_WAIT
-            client.recv(1)
-    with socket.socket() as plain, pytest.raises(OSError):
-        plain.bind(address)  # the TIME_WAIT is there (a bind without SO_REUSEADDR fails)
-    assert unused_pool((179,)) == "127.179.0.0/16"
