@@ -198,24 +198,115 @@ def test_mw0527(case: str, base: str, expected: list[tuple[str, str, str]]) -> N
         assert _gateway_originates(base)
 
 
-def test_the_examples_gateway_credential_stays_at_the_gateway(tmp_path: Path) -> None:
-    # examples/simple-system is clean (test_analyze_cases); without its workloadSelector every
-    # sidecar would hold maps-client for the maps API's port 443.
+def _example_without(tmp_path: Path, *lines: str) -> list[tuple[str, str, str]]:
     example = tmp_path / "simple-system"
     shutil.copytree(EXAMPLE, example)
     egress = example / "egress.yaml"
-    selector = "  workloadSelector: {matchLabels: {istio: egressgateway}}\n"
-    assert egress.read_text().count(selector) == 1
-    egress.write_text(egress.read_text().replace(selector, ""))
-    found = [(d.code, d.resource, d.message) for d in findings(example) if d.code == "MW0527"]
-    assert found == [
+    text = egress.read_text()
+    for line in lines:
+        assert text.count(line) == 1, line
+        text = text.replace(line, "")
+    egress.write_text(text)
+    return [
+        (d.code, d.resource, d.message) for d in findings(example) if d.code in ("MW0527", "MW0528")
+    ]
+
+
+EXPORT = '  exportTo: ["."]\n'
+SELECTOR = "  workloadSelector: {matchLabels: {istio: egressgateway}}\n"
+EXAMPLE_CALLERS = (
+    "core/credentials, core/database, core/user-service, core/vault, geo/location-service"
+)
+EXAMPLE_DIRECT = (
+    "MW0528",
+    "ServiceEntry istio-system/maps-exit",
+    f"sidecars of {EXAMPLE_CALLERS} reach api.maps.example:443 directly, while its port 80 "
+    "leaves through an egress gateway: there the gateway's AuthorizationPolicy does not "
+    "apply; export that port only to the gateway's namespace (a ServiceEntry of its own with "
+    "exportTo) or route it through the gateway as well",
+)
+
+
+def test_the_examples_way_out_is_the_gateways_alone(tmp_path: Path) -> None:
+    # examples/simple-system is clean (test_analyze_cases): the maps API's port 443 is the
+    # gateway's namespace's alone. Exported to every namespace, every sidecar could call it.
+    assert _example_without(tmp_path, EXPORT) == [EXAMPLE_DIRECT]
+
+
+def test_the_examples_gateway_credential_stays_at_the_gateway(tmp_path: Path) -> None:
+    # And with the port exported, without its workloadSelector every sidecar would also hold
+    # maps-client for it.
+    assert _example_without(tmp_path, EXPORT, SELECTOR) == [
+        EXAMPLE_DIRECT,
         (
             "MW0527",
             "DestinationRule istio-system/maps-mtls",
-            "sidecars of core/credentials, core/database, core/user-service, core/vault, "
-            "geo/location-service originate mTLS with the client credential maps-client to "
-            "api.maps.example:443, the port gateway istio-system/egressgateway leaves by: a "
-            "workload the gateway's policy refuses can call it directly and present the "
-            "credential; give the rule a workloadSelector for the gateway",
-        )
+            f"sidecars of {EXAMPLE_CALLERS} originate mTLS with the client credential "
+            "maps-client to api.maps.example:443, the port gateway istio-system/egressgateway "
+            "leaves by: a workload the gateway's policy refuses can call it directly and "
+            "present the credential; give the rule a workloadSelector for the gateway",
+        ),
     ]
+
+
+# MW0528 on egress_cases: api.maps.example's port 80 goes through the gateway, its port 443
+# (the gateway's way out) is in the same ServiceEntry, so shop/sleep sees it too.
+ONE_ENTRY = """\
+  ports:
+  - {{number: 80, name: http, protocol: HTTP}}
+  - {{number: 443, name: https, protocol: HTTPS}}
+  resolution: STATIC
+  endpoints: [{{address: 198.19.9.5}}]
+"""
+EXIT_OF_ITS_OWN = """\
+  ports:
+  - {{number: 80, name: http, protocol: HTTP}}
+  resolution: STATIC
+  endpoints: [{{address: 198.19.9.5}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: maps-exit, namespace: shop}}
+spec:
+  hosts: [api.maps.example]
+  ports: [{{number: 443, name: https, protocol: HTTPS}}]
+  resolution: STATIC
+  endpoints: [{{address: 198.19.9.5}}]
+  exportTo: [istio-system]
+"""
+
+
+def _mw0528(base: str) -> list[tuple[str, str, str]]:
+    model, model_findings = egress_cases.model(base=base)
+    found = analyze(egress_cases.config(base=base), model, model_findings=model_findings)
+    return [(d.resource, d.location.field, d.message) for d in found if d.code == "MW0528"]
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        (
+            MESH,
+            [
+                (
+                    "ServiceEntry shop/maps",
+                    "spec.ports",
+                    "sidecars of shop/sleep reach api.maps.example:443 directly, while its "
+                    "port 80 leaves through an egress gateway: there the gateway's "
+                    "AuthorizationPolicy does not apply; export that port only to the "
+                    "gateway's namespace (a ServiceEntry of its own with exportTo) or route "
+                    "it through the gateway as well",
+                )
+            ],
+        ),
+        # The exit port exported to the gateway's namespace only: quiet, and the gateway
+        # still leaves by it (shop's DestinationRule still applies: the entry is shop's).
+        (_variant(ONE_ENTRY, EXIT_OF_ITS_OWN), []),
+    ],
+    ids=["one entry", "exit of its own"],
+)
+def test_mw0528(base: str, expected: list[tuple[str, str, str]]) -> None:
+    assert _mw0528(base) == expected
+    model, _ = egress_cases.model(base=base)
+    leaving = egress_cases.outbound(model, "egressgateway", "api.maps.example", 443)
+    assert leaving.origination is not None  # the gateway's way out is intact

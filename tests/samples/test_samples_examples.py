@@ -123,7 +123,7 @@ def test_expected_documents() -> None:
         ),
         *(
             ("egress.yaml", "networking.istio.io/v1", "ServiceEntry", "istio-system", name)
-            for name in ("maps", "payments")
+            for name in ("maps", "maps-exit", "payments")
         ),
         *(
             ("egress.yaml", "networking.istio.io/v1", "VirtualService", "istio-system", name)
@@ -217,4 +217,4 @@ def test_config_loader_accepts_the_example() -> None:
         len(loaded.service_entries),
         len(loaded.destination_rules),
         loaded.mesh.outbound_traffic_policy,
-    ) == ((), 11, 8, 2, 11, 1, "cluster.local", ["credentials"], 2, 4, 2, 2, "REGISTRY_ONLY")
+    ) == ((), 11, 8, 2, 11, 1, "cluster.local", ["credentials"], 2, 4, 3, 2, "REGISTRY_ONLY")

@@ -42,6 +42,7 @@ CHECKS: tuple[Check, ...] = (
     destination_rules.tls_contradictions,
     egress_gateway.unusable_gateway_ports,
     egress_gateway.credential_bypass,
+    egress_gateway.direct_exits,
     extauthz.fail_open_providers,
     request_authn.tokens_optional,
     network.outbound_unrestricted,

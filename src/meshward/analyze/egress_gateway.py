@@ -1,7 +1,8 @@
 """Checks of the egress gateway: a sidecar's route sends an external host to a gateway port
 whose servers cannot take what the sidecar sends there (MW0526) — the trap Istio users hit
 most (istio.io "Egress Gateways": the DestinationRule for the gateway is half the task) —,
-and sidecars hold the client credential the gateway leaves with (MW0527).
+sidecars hold the client credential the gateway leaves with (MW0527), and sidecars reach a
+port of a host directly while its other ports go through the gateway (MW0528).
 
 Istio's auto-mTLS never wraps traffic for a gateway pod: what the sidecar sends to the
 gateway's Service port is plaintext (or the app's own TLS) unless a DestinationRule for the
@@ -95,6 +96,40 @@ def credential_bypass(facts: Facts) -> Iterator[Diagnostic]:
             f"{credential} to {service.name}:{service.port}, the port gateway {gateway} leaves "
             "by: a workload the gateway's policy refuses can call it directly and present "
             "the credential; give the rule a workloadSelector for the gateway",
+        )
+
+
+def direct_exits(facts: Facts) -> Iterator[Diagnostic]:
+    """MW0528 once per ServiceEntry port that sidecars reach directly while other ports of
+    the same host go through an egress gateway: the gateway's policy is bypassed there."""
+    found: dict[tuple[str, str, int], tuple[str, dict[str, None]]] = {}
+    for caller in facts.sidecars():
+        if caller.gateway is not None:
+            continue
+        by_host: dict[str, list[OutboundService]] = {}
+        for service in caller.outbound:
+            if service.external is not None:
+                by_host.setdefault(service.name, []).append(service)
+        for host, ports in by_host.items():
+            through = [s.port for s in ports if gateway_hops.gateway_hops(facts.model, caller, s)]
+            if not through:
+                continue
+            for service in ports:
+                if service.vs_routes is not None or service.tcp_routes is not None:
+                    continue  # routed elsewhere: not a direct exit
+                assert service.external is not None
+                key = (service.external.source, host, service.port)
+                entry = found.setdefault(key, (f"port {through[0]}", {}))
+                entry[1][f"{caller.pod.key.namespace}/{caller.pod.key.workload}"] = None
+    for (source, host, port), (via, callers) in found.items():
+        yield finding(
+            "MW0528",
+            source,
+            at(facts.meta(source), "spec.ports"),
+            f"sidecars of {', '.join(callers)} reach {host}:{port} directly, while its {via} "
+            "leaves through an egress gateway: there the gateway's AuthorizationPolicy does "
+            "not apply; export that port only to the gateway's namespace (a ServiceEntry of "
+            "its own with exportTo) or route it through the gateway as well",
         )
 
 

@@ -42,6 +42,7 @@ class Facts:
             *(p.meta for p in config.peer_authentications),
             *(r.meta for r in config.destination_rules),
             *(a.meta for a in config.authorization_policies),
+            *(e.meta for e in config.service_entries),
         )
         self._metas.update((meta.ref, meta) for meta in metas)
 

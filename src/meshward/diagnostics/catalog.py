@@ -628,6 +628,14 @@ CATALOG: dict[str, Code] = _table(
         fix="give the DestinationRule a workloadSelector for the gateway's labels (in the"
         " gateway's namespace), so only the gateway originates with the credential",
     ),
+    Code(
+        "MW0528",
+        W,
+        "sidecars reach a port of a host directly while its other ports leave through an"
+        " egress gateway: the gateway's policy does not apply on that port",
+        fix="put that port in a ServiceEntry of its own exported only to the gateway's"
+        " namespace (exportTo), or route it through the gateway too",
+    ),
     # MW053x mesh-wide posture (analyze/network.py, certificates.py)
     Code(
         "MW0530",
