@@ -4,6 +4,7 @@ the config store and the runner's mesh record, and evaluate in Python)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -127,9 +128,10 @@ MAPS_VIA = (
     " (port 80))\n"
     "  server:   TERMINATE ISTIO_MUTUAL (api.maps.example); the gateway's policies decide\n"
 )
-# The maps entry's HTTPS port is the gateway's way out; a sidecar may dial it too (no route).
+# The maps API's HTTPS port is the gateway's way out; exported to sidecars, a sidecar may
+# dial it too (no route) — the example exports it to the gateway's namespace only (MW0528).
 MAPS_443 = (
-    "TCP connection → api.maps.example:443 (ServiceEntry istio-system/maps, TCP)\n"
+    "TCP connection → api.maps.example:443 (ServiceEntry istio-system/maps-exit, TCP)\n"
     "  caller:   {caller}\n"
     "  path:     the caller's sidecar sends it out itself (no gateway route)\n"
     "  decision: ALLOW: no AuthorizationPolicy applies to outbound calls (Istio's are inbound); "
@@ -167,8 +169,32 @@ def test_an_external_host_is_decided_at_the_egress_gateway(
     assert explain(state, "--from", workload, "-n", namespace, "--to", "api.maps.example") == code
     assert capsys.readouterr().out == (
         "GET / → api.maps.example:80 (ServiceEntry istio-system/maps, HTTP)\n"
-        f"  caller:   {caller}-0\n" + MAPS_VIA + decision + MAPS_443.format(caller=f"{caller}-0")
+        f"  caller:   {caller}-0\n" + MAPS_VIA + decision
     )
+
+
+def test_the_gateways_way_out_is_no_sidecars_destination(
+    state: StateDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("--from", "location-service", "-n", "geo", "--to", "api.maps.example:443")
+    assert explain(state, *args) == 1
+    assert capsys.readouterr().err == "error: no service port matches 'api.maps.example:443'\n"
+
+
+def test_a_direct_exit_is_decided_by_no_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The example with the exit port exported to every namespace (what MW0528 warns about).
+    example = tmp_path / "simple-system"
+    shutil.copytree(EXAMPLE, example)
+    egress = example / "egress.yaml"
+    egress.write_text(egress.read_text().replace('  exportTo: ["."]\n', ""))
+    state = StateDir(tmp_path / "state")
+    assert Runner.seed(state, [example]) == ()
+    Runner(state, Loopback("127.210.0.0/16"))._plan()
+    args = ("--from", "location-service", "-n", "geo", "--to", "api.maps.example:443")
+    assert explain(state, *args) == 0
+    assert capsys.readouterr().out == MAPS_443.format(caller="geo/location-service-0")
 
 
 def test_passthrough_at_the_egress_gateway_carries_no_identity(
