@@ -42,6 +42,8 @@ _TLS_SECURITY_FIELDS = (
     "subjectAltNames",
     "insecureSkipVerify",
 )
+# Where a ClientTLSSettings field means something, for MW0125's message.
+_MODES_OF = {"sni": "SIMPLE, MUTUAL and ISTIO_MUTUAL"}
 # TrafficPolicy / PortTrafficPolicy fields that shape traffic but carry no security meaning.
 _SHAPING_FIELDS = ("loadBalancer", "connectionPool", "outlierDetection")
 _POLICY_ONLY_FIELDS = ("tunnel", "proxyProtocol", "retryBudget")
@@ -93,7 +95,8 @@ def _tls(policy: Fields) -> ClientTls | None:
             if tls.take(key) is not None:
                 tls.disallow(
                     key,
-                    f"tls.{key} applies only to modes SIMPLE and MUTUAL (this rule is {mode}); "
+                    f"tls.{key} applies only to modes {_MODES_OF.get(key, 'SIMPLE and MUTUAL')} "
+                    f"(this rule is {mode}); "
                     "refused rather than looking enforced",
                     code="MW0125",
                 )
