@@ -47,10 +47,6 @@ from dataplane import (
     _envoy_listener,
     _nginx_conf,
     measure,
-    median_ratios,
-    median_sample,
-    rotated_rounds,
-    sample_summary,
     started,
     table,
 )
@@ -66,6 +62,7 @@ from harness import (
     save_report,
     wait_http_ok,
 )
+from rounds import median_ratios, median_sample, rotated_rounds, sample_summary
 
 from meshward.runner import network
 from meshward.samples.edge_pki import Ca

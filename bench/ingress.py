@@ -42,11 +42,7 @@ from dataplane import (
     _envoy_cluster,
     _nginx_conf,
     measure,
-    median_ratios,
-    median_sample,
-    rotated_rounds,
     run_wrk,
-    sample_summary,
     started,
     table,
 )
@@ -59,6 +55,7 @@ from harness import (
     save_report,
     wait_http_ok,
 )
+from rounds import median_ratios, median_sample, rotated_rounds, sample_summary
 
 from meshward.runner import network
 from meshward.samples.edge_pki import Ca

@@ -22,6 +22,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 certs: Any = importlib.import_module("certs")
 dataplane: Any = importlib.import_module("dataplane")
+rounds: Any = importlib.import_module("rounds")
 harness: Any = importlib.import_module("harness")
 
 WRK_OUTPUT = """Running 3s test @ http://127.0.0.1:1/robots.txt
@@ -67,8 +68,8 @@ def test_parse_wrk(p50: str, p99: str, errors: str, expected: tuple[float, ...])
 def test_ratios_only_between_paths_that_ran() -> None:
     def result(key: str, rps: float | None) -> Any:
         if rps is None:
-            return dataplane.PathResult(key, key, run=False, reason="x")
-        return dataplane.PathResult(key, key, load={"rps": rps})
+            return rounds.PathResult(key, key, run=False, reason="x")
+        return rounds.PathResult(key, key, load={"rps": rps})
 
     results = {
         "a": result("a", 1000.0),
@@ -76,7 +77,7 @@ def test_ratios_only_between_paths_that_ran() -> None:
         "c": result("c", 250.0),
         "d": result("d", 500.0),
     }
-    assert dataplane.ratios(results) == {"c/a": 0.25, "d/a": 0.5, "c/d": 0.5}
+    assert rounds.ratios(results) == {"c/a": 0.25, "d/a": 0.5, "c/d": 0.5}
 
 
 @pytest.fixture(scope="module")
