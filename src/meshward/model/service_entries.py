@@ -115,23 +115,17 @@ def _vip(entry: ServiceEntry, host: str, network: ir.Network) -> str:
 def outside_dns(workloads: Sequence[Workload], network: ir.Network) -> dict[str, tuple[str, ...]]:
     """The outside world's DNS: each `hostnames` name of an outside workload → the addresses
     the runner placed its replicas at (sorted)."""
-    placed = dict(network.outside)
+    placed: dict[tuple[str, str], set[str]] = {}
+    for key, ip in network.outside:
+        placed.setdefault((key.namespace, key.workload), set()).add(ip)
     found: dict[str, set[str]] = {}
     for workload in workloads:
-        if not workload.outside:
+        ips = placed.get((workload.meta.namespace, workload.meta.name))
+        if not workload.outside or not ips:
             continue
-        ips = {
-            ip
-            for key, ip in placed.items()
-            if (key.namespace, key.workload)
-            == (
-                workload.meta.namespace,
-                workload.meta.name,
-            )
-        }
         for name in workload.hostnames:
             found.setdefault(name.lower(), set()).update(ips)
-    return {name: tuple(sorted(ips)) for name, ips in found.items() if ips}
+    return {name: tuple(sorted(ips)) for name, ips in found.items()}
 
 
 class Registry:
